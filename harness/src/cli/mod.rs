@@ -1,0 +1,81 @@
+//! Command-line interface. Errors end here as anyhow; the library modules
+//! keep typed errors.
+
+mod demo;
+mod trace;
+
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Exit status for boxtrace's own failures, distinct from any status the
+/// traced command can pass through (as `env`, `timeout` and `chroot` do).
+pub const EXIT_TOOL_ERROR: u8 = 125;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "boxtrace",
+    version,
+    about = "Trace and benchmark container starts with eBPF"
+)]
+pub struct Args {
+    /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run CMD and print the namespace syscalls and forks/exits of its
+    /// whole process tree, as the kernel saw them.
+    Trace(TraceArgs),
+    /// Trace a namespaced start (unshare of pid, mount, uts, ipc, net,
+    /// cgroup namespaces running busybox) and print what happened.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// Also write every event as JSON Lines to FILE (schema: docs/events.md).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// No live view on stderr (the summary is still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Exit with 125 when the kernel dropped any event.
+    #[arg(long)]
+    pub fail_on_loss: bool,
+    /// The command to trace.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Also write every event as JSON Lines to FILE.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Trace(t) => trace::run(t),
+        Command::Demo(d) => demo::run(d),
+    }
+}

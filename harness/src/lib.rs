@@ -1,0 +1,5 @@
+//! boxtrace: traces what the kernel does while containers start and run,
+//! and benchmarks container runtimes.
+
+pub mod output;
+pub mod trace;

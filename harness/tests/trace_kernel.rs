@@ -1,0 +1,268 @@
+//! Root integration tests: `boxtrace trace` against the real kernel.
+//!
+//! They need root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and fail loudly
+//! without it rather than passing vacuously.
+
+use std::{
+    collections::HashSet,
+    process::{Child, Command, Output, Stdio},
+    thread,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+const BOXTRACE: &str = env!("CARGO_BIN_EXE_boxtrace");
+
+const CLONE_NEWNS: u64 = 0x0002_0000;
+const CLONE_NEWUTS: u64 = 0x0400_0000;
+const CLONE_NEWPID: u64 = 0x2000_0000;
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests load eBPF programs and must run as root"
+    );
+}
+
+/// Runs `boxtrace trace --out FILE -- argv` and returns its output and the
+/// parsed events.
+fn trace(argv: &[&str]) -> (Output, Vec<Value>) {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let output = Command::new(BOXTRACE)
+        .arg("trace")
+        .arg("--out")
+        .arg(&out)
+        .arg("--")
+        .args(argv)
+        .output()
+        .unwrap();
+    let events = std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (output, events)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+fn bits(e: &Value, field: &str) -> u64 {
+    e[field]["bits"].as_u64().unwrap()
+}
+
+/// Pids of the traced tree as the fork events describe it: the root plus
+/// every child a tracked task forked.
+fn tree(events: &[Value]) -> HashSet<u64> {
+    let mut pids: HashSet<u64> = events.iter().map(|e| e["root"].as_u64().unwrap()).collect();
+    for f in of_kind(events, "fork") {
+        pids.insert(f["child_tid"].as_u64().unwrap());
+    }
+    pids
+}
+
+/// Keeps creating UTS namespaces from a process boxtrace does not trace.
+struct Noise(Child);
+
+impl Noise {
+    fn start() -> Self {
+        let child = Command::new("sh")
+            .args(["-c", "while :; do unshare --uts true; done"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Let it get going before the traced command starts.
+        thread::sleep(Duration::from_millis(100));
+        Self(child)
+    }
+}
+
+impl Drop for Noise {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn unshare_uts_is_seen_from_that_pid_and_nothing_untracked() {
+    let noise = Noise::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    // The shell writes its pid, then execs unshare in that same process.
+    let script = format!("echo $$ > {}; exec unshare --uts true", pidfile.display());
+    let (output, events) = trace(&["sh", "-c", &script]);
+    drop(noise);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let pid: u64 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let unshares = of_kind(&events, "unshare");
+    assert_eq!(
+        unshares.len(),
+        1,
+        "exactly one traced unshare: {unshares:?}"
+    );
+    let ev = unshares[0];
+    assert_eq!(ev["pid"].as_u64(), Some(pid));
+    assert_eq!(ev["comm"], "unshare");
+    assert_ne!(bits(ev, "flags") & CLONE_NEWUTS, 0, "{ev}");
+    assert_eq!(ev["flags"]["names"], "CLONE_NEWUTS");
+
+    // The noise loop created many UTS namespaces meanwhile; none leaked in.
+    let tree = tree(&events);
+    for e in &events {
+        assert!(
+            tree.contains(&e["pid"].as_u64().unwrap()),
+            "untracked event {e}"
+        );
+        assert_eq!(e["root"].as_u64(), Some(pid));
+    }
+}
+
+#[test]
+fn unshare_fork_pid_mount_uts_is_decoded_in_the_live_view() {
+    let (output, events) = trace(&["unshare", "-fpmu", "true"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let live = stderr(&output);
+    assert!(
+        live.contains("unshare  CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWPID"),
+        "{live}"
+    );
+
+    let unshare = of_kind(&events, "unshare");
+    assert_eq!(unshare.len(), 1);
+    assert_eq!(
+        bits(unshare[0], "flags"),
+        CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID
+    );
+    // unshare -f forks the child that becomes pid 1 of the new namespace:
+    // a clone/clone3 from the root, its fork, and the child's exit.
+    let root = unshare[0]["pid"].as_u64().unwrap();
+    let spawned = events
+        .iter()
+        .filter(|e| e["pid"].as_u64() == Some(root))
+        .any(|e| e["kind"] == "clone" || e["kind"] == "clone3");
+    assert!(spawned, "{events:?}");
+    let forks = of_kind(&events, "fork");
+    assert_eq!(forks.len(), 1, "{forks:?}");
+    let child = forks[0]["child_tid"].as_u64().unwrap();
+    let exits: Vec<u64> = of_kind(&events, "exit")
+        .iter()
+        .map(|e| e["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(exits, vec![child, root], "child exits before unshare");
+
+    // Monotonic timestamps, in order.
+    let ts: Vec<u64> = events
+        .iter()
+        .map(|e| e["ts_ns"].as_u64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    assert!(events.iter().all(|e| e["v"] == 1));
+}
+
+#[test]
+fn setns_reports_the_namespace_type() {
+    // nsenter into our own UTS namespace: one setns(fd, CLONE_NEWUTS).
+    let (output, events) = trace(&["sh", "-c", "nsenter --target $$ --uts true"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let setns = of_kind(&events, "setns");
+    assert_eq!(setns.len(), 1, "{events:?}");
+    assert_eq!(bits(setns[0], "nstype"), CLONE_NEWUTS);
+    assert_eq!(setns[0]["comm"], "nsenter");
+}
+
+#[test]
+fn clone3_flags_are_read_from_user_memory() {
+    // glibc's pthread_create uses clone3 with CLONE_THREAD|CLONE_VM|...
+    let (output, events) = trace(&[
+        "python3",
+        "-c",
+        "import threading; t = threading.Thread(target=lambda: None); t.start(); t.join()",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let threads: Vec<_> = of_kind(&events, "clone3")
+        .into_iter()
+        .filter(|e| bits(e, "flags") & CLONE_THREAD != 0)
+        .collect();
+    assert!(!threads.is_empty(), "{events:?}");
+    // The new thread is tracked too: its exit is reported.
+    let tids: HashSet<u64> = of_kind(&events, "fork")
+        .iter()
+        .map(|e| e["child_tid"].as_u64().unwrap())
+        .collect();
+    assert!(
+        of_kind(&events, "exit")
+            .iter()
+            .any(|e| tids.contains(&e["tid"].as_u64().unwrap()))
+    );
+}
+
+#[test]
+fn exit_status_passes_through() {
+    let (output, _) = trace(&["sh", "-c", "exit 3"]);
+    assert_eq!(output.status.code(), Some(3));
+    let (output, _) = trace(&["sh", "-c", "kill -9 $$"]);
+    assert_eq!(output.status.code(), Some(137), "128 + SIGKILL");
+    assert!(stderr(&output).contains("killed by signal 9"));
+}
+
+#[test]
+fn missing_command_is_a_clear_error() {
+    let (output, _) = trace(&["/nonexistent/cmd"]);
+    assert_eq!(output.status.code(), Some(125));
+    let err = stderr(&output);
+    assert!(err.contains("cannot run `/nonexistent/cmd`"), "{err}");
+}
+
+#[test]
+fn unwritable_out_path_is_named() {
+    require_root();
+    let output = Command::new(BOXTRACE)
+        .args(["trace", "--out", "/nonexistent-dir/x.jsonl", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    assert!(stderr(&output).contains("/nonexistent-dir/x.jsonl"));
+}
+
+#[test]
+fn unprivileged_user_is_told_which_capability_is_missing() {
+    require_root();
+    // setpriv (util-linux) drops to nobody with no capabilities.
+    let output = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            BOXTRACE,
+            "trace",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    let err = stderr(&output);
+    assert!(
+        err.contains("CAP_BPF") && err.contains("run it as root"),
+        "{err}"
+    );
+}
