@@ -3,62 +3,17 @@
 //! They need root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and fail loudly
 //! without it rather than passing vacuously.
 
+mod common;
+
 use std::{
     collections::HashSet,
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Stdio},
     thread,
     time::Duration,
 };
 
+use common::*;
 use serde_json::Value;
-
-const BOXTRACE: &str = env!("CARGO_BIN_EXE_boxtrace");
-
-const CLONE_NEWNS: u64 = 0x0002_0000;
-const CLONE_NEWUTS: u64 = 0x0400_0000;
-const CLONE_NEWPID: u64 = 0x2000_0000;
-const CLONE_THREAD: u64 = 0x0001_0000;
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "these tests load eBPF programs and must run as root"
-    );
-}
-
-/// Runs `boxtrace trace --out FILE -- argv` and returns its output and the
-/// parsed events.
-fn trace(argv: &[&str]) -> (Output, Vec<Value>) {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("events.jsonl");
-    let output = Command::new(BOXTRACE)
-        .arg("trace")
-        .arg("--out")
-        .arg(&out)
-        .arg("--")
-        .args(argv)
-        .output()
-        .unwrap();
-    let events = std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (output, events)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["kind"] == kind).collect()
-}
-
-fn bits(e: &Value, field: &str) -> u64 {
-    e[field]["bits"].as_u64().unwrap()
-}
 
 /// Pids of the traced tree as the fork events describe it: the root plus
 /// every child a tracked task forked.
@@ -141,7 +96,7 @@ fn unshare_fork_pid_mount_uts_is_decoded_in_the_live_view() {
     assert!(output.status.success(), "{}", stderr(&output));
     let live = stderr(&output);
     assert!(
-        live.contains("unshare  CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWPID"),
+        live.contains("unshare      CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWPID = 0 ("),
         "{live}"
     );
 
@@ -168,13 +123,18 @@ fn unshare_fork_pid_mount_uts_is_decoded_in_the_live_view() {
         .collect();
     assert_eq!(exits, vec![child, root], "child exits before unshare");
 
-    // Monotonic timestamps, in order.
-    let ts: Vec<u64> = events
-        .iter()
-        .map(|e| e["ts_ns"].as_u64().unwrap())
-        .collect();
-    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
-    assert!(events.iter().all(|e| e["v"] == 1));
+    // Monotonic timestamps in causal order: unshare, fork, child's exit,
+    // unshare's exit.
+    let ts = |e: &Value| e["ts_ns"].as_u64().unwrap();
+    let exit_events = of_kind(&events, "exit");
+    assert!(ts(unshare[0]) < ts(forks[0]), "{events:?}");
+    assert!(ts(forks[0]) < ts(exit_events[0]));
+    assert!(ts(exit_events[0]) < ts(exit_events[1]));
+    assert!(events.iter().all(|e| e["v"] == 2));
+    // Syscalls carry their return value and duration.
+    assert_eq!(unshare[0]["ret"], 0);
+    assert!(unshare[0]["dur_ns"].as_u64().unwrap() > 0);
+    assert_eq!(exit_events[0]["status"], serde_json::json!({"code": 0}));
 }
 
 #[test]
@@ -264,5 +224,59 @@ fn unprivileged_user_is_told_which_capability_is_missing() {
     assert!(
         err.contains("CAP_BPF") && err.contains("run it as root"),
         "{err}"
+    );
+}
+
+#[test]
+fn unknown_event_kind_in_filter_is_named() {
+    let (output, _) = trace_with(&["--kind", "exec,mkdir"], &["true"]);
+    assert_eq!(output.status.code(), Some(125));
+    let err = stderr(&output);
+    assert!(err.contains("unknown event kind `mkdir`"), "{err}");
+    assert!(err.contains("cgroup_mkdir"), "lists the known kinds: {err}");
+}
+
+#[test]
+fn kind_filter_keeps_only_what_was_asked() {
+    let (output, events) = trace_with(&["--kind", "unshare,exit"], &["unshare", "-fpmu", "true"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!events.is_empty());
+    assert!(
+        events
+            .iter()
+            .all(|e| e["kind"] == "unshare" || e["kind"] == "exit"),
+        "{events:?}"
+    );
+    // The summary still counts everything the kernel sent.
+    assert!(stderr(&output).contains("shown)"), "{}", stderr(&output));
+}
+
+#[test]
+fn exec_and_mount_are_reported_with_their_strings() {
+    let (output, events) = trace(&[
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        "mount -t tmpfs boxtrace-t /mnt && exec true",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mount = of_kind(&events, "mount")
+        .into_iter()
+        .find(|e| e["fstype"] == "tmpfs")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(mount["source"], "boxtrace-t");
+    assert_eq!(mount["target"], "/mnt");
+    assert_eq!(mount["ret"], 0);
+    let exec = of_kind(&events, "exec");
+    assert!(
+        exec.iter().any(|e| e["filename"] == "/usr/bin/true"),
+        "{exec:?}"
+    );
+    let execve = of_kind(&events, "execve");
+    assert!(
+        execve
+            .iter()
+            .any(|e| e["filename"] == "/usr/bin/true" && e["ret"] == 0)
     );
 }

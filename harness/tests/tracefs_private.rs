@@ -29,7 +29,7 @@ fn tracefs_is_mounted_privately_and_not_left_behind() {
         .unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{err}");
-    assert!(err.contains("unshare  CLONE_NEWUTS"), "{err}");
+    assert!(err.contains("unshare      CLONE_NEWUTS = 0"), "{err}");
     assert_eq!(
         tracefs_mounts(),
         Vec::<String>::new(),

@@ -1,15 +1,19 @@
-//! Kernel side of boxtrace: tracepoint programs that follow a tree of
-//! tracked tasks and report namespace-related syscalls into a ring buffer.
+//! Kernel side of boxtrace: tracepoint programs that follow trees of
+//! tracked tasks and report what the kernel did for them into a ring buffer.
 //!
 //! A task is tracked when its tid is a key of `TRACKED`. User space seeds the
-//! map with the root of the traced command; `sched_process_fork` adds every
-//! child of a tracked task and `sched_process_exit` removes the task, so the
-//! whole tree is followed in the kernel without any user-space round trip.
+//! map with the root of the traced command (or, in `--all` mode, any task
+//! creating a pid or mount namespace is seeded here); `sched_process_fork`
+//! adds every child of a tracked task and `sched_process_exit` removes the
+//! task, so whole trees are followed without any user-space round trip.
 #![no_std]
 #![no_main]
 
+mod cgroup;
 mod maps;
+mod oom;
 mod process;
+mod sched;
 mod syscalls;
 
 #[cfg(not(test))]

@@ -35,6 +35,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         out: args.out,
         quiet: false,
         fail_on_loss: false,
+        all: false,
+        duration: None,
+        kind: None,
+        container: Vec::new(),
+        sched: false,
         command: argv.iter().map(OsString::from).collect(),
     })
 }

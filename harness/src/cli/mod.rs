@@ -29,8 +29,9 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run CMD and print the namespace syscalls and forks/exits of its
-    /// whole process tree, as the kernel saw them.
+    /// Run CMD and print what the kernel did for its whole process tree
+    /// (namespaces, mounts, execs, cgroups, OOM kills), or with --all for
+    /// every container started on the host by any runtime.
     Trace(TraceArgs),
     /// Trace a namespaced start (unshare of pid, mount, uts, ipc, net,
     /// cgroup namespaces running busybox) and print what happened.
@@ -48,8 +49,30 @@ pub struct TraceArgs {
     /// Exit with 125 when the kernel dropped any event.
     #[arg(long)]
     pub fail_on_loss: bool,
+    /// Trace every container start on the host instead of a command: any
+    /// task creating a pid or mount namespace starts a container, its
+    /// descendants follow. Runs until Ctrl-C, SIGTERM or --duration.
+    #[arg(long, conflicts_with = "command")]
+    pub all: bool,
+    /// With --all: stop after this many seconds.
+    #[arg(long, requires = "all", value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Show only these event kinds or groups, comma-separated
+    /// (e.g. `exec,mount,cgroup`; groups: ns, fs, process, cgroup, security).
+    #[arg(long, value_name = "KINDS")]
+    pub kind: Option<String>,
+    /// Show only this container (its key pid or runtime id); repeatable.
+    #[arg(long, value_name = "ID")]
+    pub container: Vec<String>,
+    /// Also report CPU switches to and from traced tasks (sched_switch).
+    #[arg(long)]
+    pub sched: bool,
     /// The command to trace.
-    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    #[arg(
+        trailing_var_arg = true,
+        value_name = "CMD",
+        required_unless_present = "all"
+    )]
     pub command: Vec<OsString>,
 }
 

@@ -1,10 +1,10 @@
-//! Names of `CLONE_*` flags as clone(2), clone3(2), unshare(2) and setns(2)
-//! take them.
+//! Readable names of flag words: `CLONE_*` (clone, clone3, unshare, setns),
+//! `MS_*` (mount), `MNT_*` (umount2), seccomp filter flags.
 
 use std::fmt;
 
 /// Namespace and process flags, in bit order.
-const NAMES: &[(u64, &str)] = &[
+pub const CLONE: &[(u64, &str)] = &[
     (0x0000_0080, "CLONE_NEWTIME"),
     (0x0000_0100, "CLONE_VM"),
     (0x0000_0200, "CLONE_FS"),
@@ -34,21 +34,142 @@ const NAMES: &[(u64, &str)] = &[
     (0x2_0000_0000, "CLONE_INTO_CGROUP"),
 ];
 
-/// Every namespace-creating flag.
-pub const NAMESPACE_MASK: u64 = 0x0002_0000
-    | 0x0200_0000
-    | 0x0400_0000
-    | 0x0800_0000
-    | 0x1000_0000
-    | 0x2000_0000
-    | 0x4000_0000
-    | 0x0000_0080;
+pub const MOUNT: &[(u64, &str)] = &[
+    (1, "MS_RDONLY"),
+    (2, "MS_NOSUID"),
+    (4, "MS_NODEV"),
+    (8, "MS_NOEXEC"),
+    (16, "MS_SYNCHRONOUS"),
+    (32, "MS_REMOUNT"),
+    (64, "MS_MANDLOCK"),
+    (128, "MS_DIRSYNC"),
+    (256, "MS_NOSYMFOLLOW"),
+    (1024, "MS_NOATIME"),
+    (2048, "MS_NODIRATIME"),
+    (4096, "MS_BIND"),
+    (8192, "MS_MOVE"),
+    (16384, "MS_REC"),
+    (32768, "MS_SILENT"),
+    (1 << 16, "MS_POSIXACL"),
+    (1 << 17, "MS_UNBINDABLE"),
+    (1 << 18, "MS_PRIVATE"),
+    (1 << 19, "MS_SLAVE"),
+    (1 << 20, "MS_SHARED"),
+    (1 << 21, "MS_RELATIME"),
+    (1 << 22, "MS_KERNMOUNT"),
+    (1 << 23, "MS_I_VERSION"),
+    (1 << 24, "MS_STRICTATIME"),
+    (1 << 25, "MS_LAZYTIME"),
+];
+
+pub const UMOUNT: &[(u64, &str)] = &[
+    (1, "MNT_FORCE"),
+    (2, "MNT_DETACH"),
+    (4, "MNT_EXPIRE"),
+    (8, "UMOUNT_NOFOLLOW"),
+];
+
+pub const SECCOMP_FILTER: &[(u64, &str)] = &[
+    (1, "SECCOMP_FILTER_FLAG_TSYNC"),
+    (2, "SECCOMP_FILTER_FLAG_LOG"),
+    (4, "SECCOMP_FILTER_FLAG_SPEC_ALLOW"),
+    (8, "SECCOMP_FILTER_FLAG_NEW_LISTENER"),
+    (16, "SECCOMP_FILTER_FLAG_TSYNC_ESRCH"),
+    (32, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"),
+];
 
 pub const CLONE_NEWNS: u64 = 0x0002_0000;
 pub const CLONE_NEWUTS: u64 = 0x0400_0000;
 pub const CLONE_NEWPID: u64 = 0x2000_0000;
 
-/// How the low byte of the flags is to be read.
+/// mount(2)'s obsolete magic number, still passed by some callers.
+const MS_MGC_MSK: u64 = 0xffff_0000;
+const MS_MGC_VAL: u64 = 0xc0ed_0000;
+
+/// Writes `A|B|0x..` for `bits`; returns whether anything was written.
+fn write_names(
+    f: &mut fmt::Formatter<'_>,
+    bits: u64,
+    table: &[(u64, &str)],
+    mut first: bool,
+) -> Result<bool, fmt::Error> {
+    let mut rest = bits;
+    for &(bit, name) in table {
+        if rest & bit != 0 {
+            if !first {
+                f.write_str("|")?;
+            }
+            f.write_str(name)?;
+            first = false;
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        if !first {
+            f.write_str("|")?;
+        }
+        write!(f, "{rest:#x}")?;
+        first = false;
+    }
+    Ok(!first)
+}
+
+fn serialize_flags<S: serde::Serializer>(
+    s: S,
+    names: String,
+    bits: u64,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct as _;
+    let mut st = s.serialize_struct("Flags", 2)?;
+    st.serialize_field("names", &names)?;
+    st.serialize_field("bits", &bits)?;
+    st.end()
+}
+
+/// A flag word of a fixed table, e.g. `MS_BIND|MS_REC`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flags {
+    pub bits: u64,
+    table: &'static [(u64, &'static str)],
+}
+
+impl Flags {
+    pub fn new(bits: u64, table: &'static [(u64, &'static str)]) -> Self {
+        Self { bits, table }
+    }
+
+    /// mount(2) flags, without the obsolete magic number.
+    pub fn mount(bits: u64) -> Self {
+        let bits = if bits & MS_MGC_MSK == MS_MGC_VAL {
+            bits & !MS_MGC_MSK
+        } else {
+            bits
+        };
+        Self::new(bits, MOUNT)
+    }
+
+    pub fn contains(&self, flag: u64) -> bool {
+        self.bits & flag == flag
+    }
+}
+
+impl fmt::Display for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !write_names(f, self.bits, self.table, true)? {
+            f.write_str("0")?;
+        }
+        Ok(())
+    }
+}
+
+/// In JSON: `{"names": "MS_BIND|MS_REC", "bits": 20480}`.
+impl serde::Serialize for Flags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_flags(s, self.to_string(), self.bits)
+    }
+}
+
+/// How the low byte of clone flags is to be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LowByte {
     /// clone(2): the low byte is the exit signal (CSIGNAL).
@@ -57,7 +178,7 @@ pub enum LowByte {
     Flags,
 }
 
-/// A flags word with a readable rendering, e.g. `CLONE_NEWNS|CLONE_NEWUTS`.
+/// Clone flags with a readable rendering, e.g. `CLONE_NEWNS|CLONE_NEWUTS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CloneFlags {
     pub bits: u64,
@@ -92,55 +213,37 @@ impl CloneFlags {
 
 impl fmt::Display for CloneFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.flag_bits();
-        let mut first = true;
-        let mut sep = |f: &mut fmt::Formatter<'_>| {
-            let s = if first { "" } else { "|" };
-            first = false;
-            f.write_str(s)
-        };
-        for &(bit, name) in NAMES {
-            if rest & bit != 0 {
-                sep(f)?;
-                f.write_str(name)?;
-                rest &= !bit;
-            }
-        }
-        if rest != 0 {
-            sep(f)?;
-            write!(f, "{rest:#x}")?;
-        }
+        let mut wrote = write_names(f, self.flag_bits(), CLONE, true)?;
         if let Some(sig) = self.exit_signal().filter(|&s| s != 0) {
-            sep(f)?;
+            if wrote {
+                f.write_str("|")?;
+            }
             match signal_name(sig) {
                 Some(name) => f.write_str(name)?,
                 None => write!(f, "signal {sig}")?,
             }
+            wrote = true;
         }
-        if first {
+        if !wrote {
             f.write_str("0")?;
         }
         Ok(())
     }
 }
 
-/// Name of a signal number, for clone's exit signal.
-pub fn signal_name(sig: u32) -> Option<&'static str> {
-    nix::sys::signal::Signal::try_from(sig as i32)
-        .ok()
-        .map(|s| s.as_str())
-}
-
 /// In JSON: `{"names": "CLONE_NEWNS|CLONE_NEWUTS", "bits": 67239936}`;
 /// `bits` leaves out clone(2)'s exit signal byte.
 impl serde::Serialize for CloneFlags {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct as _;
-        let mut st = s.serialize_struct("CloneFlags", 2)?;
-        st.serialize_field("names", &self.to_string())?;
-        st.serialize_field("bits", &self.flag_bits())?;
-        st.end()
+        serialize_flags(s, self.to_string(), self.flag_bits())
     }
+}
+
+/// Name of a signal number, e.g. for clone's exit signal.
+pub fn signal_name(sig: u32) -> Option<&'static str> {
+    nix::sys::signal::Signal::try_from(sig as i32)
+        .ok()
+        .map(|s| s.as_str())
 }
 
 #[cfg(test)]
@@ -164,6 +267,10 @@ mod tests {
             "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD"
         );
         assert_eq!(f.exit_signal(), Some(17));
+        assert_eq!(
+            CloneFlags::new(0x11, LowByte::ExitSignal).to_string(),
+            "SIGCHLD"
+        );
     }
 
     #[test]
@@ -177,5 +284,19 @@ mod tests {
             "0x4000000000"
         );
         assert_eq!(CloneFlags::new(0, LowByte::Flags).to_string(), "0");
+    }
+
+    #[test]
+    fn mount_flags_drop_the_magic_number() {
+        assert_eq!(
+            Flags::mount(0xc0ed_0000 | 4096 | 16384).to_string(),
+            "MS_BIND|MS_REC"
+        );
+        assert_eq!(
+            Flags::mount((1 << 19) | 16384).to_string(),
+            "MS_REC|MS_SLAVE"
+        );
+        assert_eq!(Flags::new(2, UMOUNT).to_string(), "MNT_DETACH");
+        assert_eq!(Flags::new(0, UMOUNT).to_string(), "0");
     }
 }

@@ -1,7 +1,9 @@
-//! The tracer: eBPF probes on namespace syscalls and the process tree,
-//! loaded into the kernel, and their events decoded in user space.
+//! The tracer: eBPF probes on what the kernel does for containers, loaded
+//! into the kernel, and their events decoded and attributed in user space.
 
+pub mod attribution;
 pub mod event;
+pub mod filter;
 pub mod flags;
 pub mod preflight;
 pub mod probes;

@@ -1,18 +1,21 @@
-//! Running a command under the probes and streaming its events.
+//! Running the probes over a command's tree, or over every container start
+//! on the host, and streaming the decoded events.
 
-use std::{ffi::OsString, io, process::ExitStatus};
+use std::{ffi::OsString, io, process::ExitStatus, time::Duration};
 
 use aya::maps::{MapData, RingBuf};
 use thiserror::Error;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     process::Command,
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
 };
 
 use super::{
-    event::{DecodeError, Event},
-    probes::{ProbeError, Probes},
+    attribution::Attribution,
+    event::Event,
+    filter::Filter,
+    probes::{Losses, ProbeError, Probes},
 };
 
 #[derive(Debug, Error)]
@@ -39,16 +42,31 @@ pub enum SessionError {
     Probe(#[from] ProbeError),
 }
 
+/// What to trace.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A command and its whole process tree.
+    Command(Vec<OsString>),
+    /// Every container start on the host, until SIGINT/SIGTERM or the
+    /// duration elapses.
+    All { duration: Option<Duration> },
+}
+
 /// What a traced run ended with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Summary {
-    pub status: ExitStatus,
-    /// Events decoded and passed to the sink.
+    /// The command's status (`Target::Command` only).
+    pub status: Option<ExitStatus>,
+    /// Events decoded.
     pub events: u64,
-    /// Records the kernel could not write because the ring buffer was full.
-    pub lost: u64,
+    /// Events passed to the sink (after filtering).
+    pub shown: u64,
+    /// Records the kernel could not deliver.
+    pub losses: Losses,
     /// Records that did not decode (a bug, never expected).
     pub undecodable: u64,
+    /// Containers seen, with the runtime's id where it was learnt.
+    pub containers: Vec<(u32, String)>,
 }
 
 /// Receives events as they are decoded.
@@ -64,7 +82,10 @@ impl<F: FnMut(&Event) -> io::Result<()>> EventSink for F {
 
 struct Reader<'a> {
     sink: &'a mut dyn EventSink,
+    filter: &'a Filter,
+    attribution: Attribution,
     events: u64,
+    shown: u64,
     undecodable: u64,
 }
 
@@ -72,11 +93,15 @@ impl Reader<'_> {
     fn drain(&mut self, ring: &mut RingBuf<MapData>) -> Result<(), SessionError> {
         while let Some(item) = ring.next() {
             match Event::decode(&item) {
-                Ok(ev) => {
+                Ok(mut ev) => {
                     self.events += 1;
-                    self.sink.event(&ev).map_err(SessionError::Sink)?;
+                    self.attribution.observe(&mut ev);
+                    if self.filter.matches(&ev) {
+                        self.shown += 1;
+                        self.sink.event(&ev).map_err(SessionError::Sink)?;
+                    }
                 }
-                Err(e @ (DecodeError::Short(_) | DecodeError::UnknownKind(_))) => {
+                Err(e) => {
                     self.undecodable += 1;
                     tracing::warn!("{e}");
                 }
@@ -86,15 +111,35 @@ impl Reader<'_> {
     }
 }
 
-/// Runs `argv` with its whole process tree tracked and feeds every event to
-/// `sink` until the command exits. SIGINT/SIGQUIT are left to the command
-/// (the terminal sends them to it too); SIGTERM is forwarded to it.
-pub async fn trace_command(
+struct Signals {
+    int: Signal,
+    quit: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, SessionError> {
+        let sig = |kind| signal(kind).map_err(SessionError::Signal);
+        Ok(Self {
+            int: sig(SignalKind::interrupt())?,
+            quit: sig(SignalKind::quit())?,
+            term: sig(SignalKind::terminate())?,
+        })
+    }
+}
+
+/// Traces `target` and feeds every event that passes `filter` to `sink`.
+///
+/// With a command: SIGINT/SIGQUIT are left to it (the terminal sends them
+/// to it too), SIGTERM is forwarded, and tracing ends when it exits. With
+/// `--all`: SIGINT or SIGTERM ends tracing. Either way the ring buffer is
+/// drained once more at the end, so nothing committed is dropped.
+pub async fn trace(
     probes: &mut Probes,
-    argv: &[OsString],
+    target: &Target,
+    filter: &Filter,
     sink: &mut dyn EventSink,
 ) -> Result<Summary, SessionError> {
-    let (program, args) = argv.split_first().ok_or(SessionError::NoCommand)?;
     let ring = probes.take_events().ok_or(SessionError::RingTaken)?;
     // SAFETY: the ring buffer owns its fd and keeps it open, unreplaced,
     // for as long as the AsyncFd owns the ring buffer.
@@ -102,52 +147,87 @@ pub async fn trace_command(
         .map_err(|e| SessionError::Ring(e.into_parts().1))?;
     let mut reader = Reader {
         sink,
+        filter,
+        attribution: Attribution::default(),
         events: 0,
+        shown: 0,
         undecodable: 0,
     };
+    let mut signals = Signals::new()?;
 
-    let tracker = probes.self_tracker();
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    // SAFETY: track_self only makes async-signal-safe syscalls.
-    unsafe {
-        cmd.pre_exec(move || tracker.track_self());
-    }
-    let mut child = cmd.spawn().map_err(|source| SessionError::Spawn {
-        program: program.to_string_lossy().into_owned(),
-        source,
-    })?;
-    tracing::debug!(pid = child.id(), "traced command started");
-
-    let sig = |kind| signal(kind).map_err(SessionError::Signal);
-    let mut sigint = sig(SignalKind::interrupt())?;
-    let mut sigquit = sig(SignalKind::quit())?;
-    let mut sigterm = sig(SignalKind::terminate())?;
-
-    let status = loop {
-        tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard.map_err(SessionError::Ring)?;
-                reader.drain(guard.get_inner_mut())?;
-                guard.clear_ready();
+    let status = match target {
+        Target::Command(argv) => {
+            let (program, args) = argv.split_first().ok_or(SessionError::NoCommand)?;
+            let tracker = probes.self_tracker();
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            // SAFETY: track_self only makes async-signal-safe syscalls.
+            unsafe {
+                cmd.pre_exec(move || tracker.track_self());
             }
-            status = child.wait() => break status.map_err(SessionError::Wait)?,
-            _ = sigint.recv() => tracing::debug!("SIGINT: left to the traced command"),
-            _ = sigquit.recv() => tracing::debug!("SIGQUIT: left to the traced command"),
-            _ = sigterm.recv() => {
-                if let Some(pid) = child.id() {
-                    // SAFETY: plain kill(2) on our own child.
-                    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            let mut child = cmd.spawn().map_err(|source| SessionError::Spawn {
+                program: program.to_string_lossy().into_owned(),
+                source,
+            })?;
+            tracing::debug!(pid = child.id(), "traced command started");
+            let status = loop {
+                tokio::select! {
+                    guard = ring.readable_mut() => {
+                        let mut guard = guard.map_err(SessionError::Ring)?;
+                        reader.drain(guard.get_inner_mut())?;
+                        guard.clear_ready();
+                    }
+                    status = child.wait() => break status.map_err(SessionError::Wait)?,
+                    _ = signals.int.recv() => tracing::debug!("SIGINT: left to the traced command"),
+                    _ = signals.quit.recv() => tracing::debug!("SIGQUIT: left to the traced command"),
+                    _ = signals.term.recv() => {
+                        if let Some(pid) = child.id() {
+                            // SAFETY: plain kill(2) on our own child.
+                            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                        }
+                    }
+                }
+            };
+            Some(status)
+        }
+        Target::All { duration } => {
+            let deadline = async {
+                match duration {
+                    Some(d) => tokio::time::sleep(*d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    guard = ring.readable_mut() => {
+                        let mut guard = guard.map_err(SessionError::Ring)?;
+                        reader.drain(guard.get_inner_mut())?;
+                        guard.clear_ready();
+                    }
+                    () = &mut deadline => break,
+                    _ = signals.int.recv() => break,
+                    _ = signals.term.recv() => break,
+                    _ = signals.quit.recv() => break,
                 }
             }
+            None
         }
     };
     // Every record of the command was committed before it could exit.
     reader.drain(ring.get_mut())?;
+    let mut containers: Vec<(u32, String)> = reader
+        .attribution
+        .containers()
+        .map(|(k, id)| (k, id.to_owned()))
+        .collect();
+    containers.sort();
     Ok(Summary {
         status,
         events: reader.events,
-        lost: probes.lost()?,
+        shown: reader.shown,
+        losses: probes.losses()?,
         undecodable: reader.undecodable,
+        containers,
     })
 }

@@ -100,6 +100,17 @@ impl Tracefs {
         }
     }
 
+    /// The format file of `category/name`.
+    pub fn format(&self, category: &str, name: &str) -> Result<Format, TracefsError> {
+        self.require(category, name)?;
+        let path = self.event_dir(category, name).join("format");
+        let text = fs::read_to_string(&path).map_err(|source| TracefsError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Format { path, text })
+    }
+
     /// Byte offset of `field` in the record of `category/name`.
     pub fn field_offset(
         &self,
@@ -107,21 +118,44 @@ impl Tracefs {
         name: &str,
         field: &str,
     ) -> Result<usize, TracefsError> {
-        self.require(category, name)?;
-        let path = self.event_dir(category, name).join("format");
-        let text = fs::read_to_string(&path).map_err(|source| TracefsError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        parse_field_offset(&text, field).ok_or_else(|| TracefsError::MissingField {
-            path,
-            field: field.to_owned(),
+        self.format(category, name)?
+            .require(field)
+            .map(|f| f.offset)
+    }
+}
+
+/// One tracepoint's record format.
+#[derive(Debug, Clone)]
+pub struct Format {
+    path: PathBuf,
+    text: String,
+}
+
+impl Format {
+    /// The field, if this kernel's record has it.
+    pub fn field(&self, name: &str) -> Option<Field> {
+        parse_field(&self.text, name)
+    }
+
+    /// The field, or an error naming the format file and the field.
+    pub fn require(&self, name: &str) -> Result<Field, TracefsError> {
+        self.field(name).ok_or_else(|| TracefsError::MissingField {
+            path: self.path.clone(),
+            field: name.to_owned(),
         })
     }
 }
 
-/// Finds `offset:N;` on the `field:` line whose declaration ends in `field`.
-pub fn parse_field_offset(format: &str, field: &str) -> Option<usize> {
+/// Where a field sits in a tracepoint record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    pub offset: usize,
+    /// A `__data_loc` string: the field holds (len << 16 | offset).
+    pub data_loc: bool,
+}
+
+/// Finds the `field:` line whose declaration names `field`.
+pub fn parse_field(format: &str, field: &str) -> Option<Field> {
     format.lines().find_map(|line| {
         let line = line.trim();
         let decl = line.strip_prefix("field:")?.split(';').next()?;
@@ -132,8 +166,16 @@ pub fn parse_field_offset(format: &str, field: &str) -> Option<usize> {
             return None;
         }
         let off = line.split("offset:").nth(1)?.split(';').next()?;
-        off.trim().parse().ok()
+        Some(Field {
+            offset: off.trim().parse().ok()?,
+            data_loc: decl.starts_with("__data_loc"),
+        })
     })
+}
+
+/// Byte offset of `field` in a format text.
+pub fn parse_field_offset(format: &str, field: &str) -> Option<usize> {
+    parse_field(format, field).map(|f| f.offset)
 }
 
 /// Runs `f` with a mounted tracefs.
@@ -217,6 +259,8 @@ format:
         assert_eq!(parse_field_offset(FORK_6_18, "child_pid"), Some(20));
         assert_eq!(parse_field_offset(FORK_5_10, "child_pid"), Some(44));
         assert_eq!(parse_field_offset(FORK_5_10, "child_comm"), Some(28));
+        assert!(parse_field(FORK_6_18, "child_comm").unwrap().data_loc);
+        assert!(!parse_field(FORK_5_10, "child_comm").unwrap().data_loc);
     }
 
     #[test]
