@@ -280,3 +280,57 @@ fn exec_and_mount_are_reported_with_their_strings() {
             .any(|e| e["filename"] == "/usr/bin/true" && e["ret"] == 0)
     );
 }
+
+#[test]
+fn sched_switch_follows_the_traced_tasks() {
+    // Two busy loops on two cores must be switched in and out.
+    let (output, events) = trace_with(
+        &["--sched", "--kind", "sched_switch,fork"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done & wait",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let switches = of_kind(&events, "sched_switch");
+    assert!(!switches.is_empty(), "{events:?}");
+    let tree = tree(&events);
+    for s in &switches {
+        let prev = u(s, "prev_tid");
+        let next = u(s, "next_tid");
+        assert!(tree.contains(&prev) || tree.contains(&next), "{s}");
+    }
+}
+
+#[test]
+fn cgroup_v2_freeze_is_reported() {
+    // The unified hierarchy has no controllers here, but freezing is core
+    // cgroup v2: it works on it.
+    let script = "set -e; d=/sys/fs/cgroup/unified/boxtrace-fz-$$; mkdir $d; \
+        sleep 5 & p=$!; echo $p > $d/cgroup.procs; \
+        echo 1 > $d/cgroup.freeze; sleep 0.3; echo 0 > $d/cgroup.freeze; \
+        kill $p; wait $p || true; rmdir $d";
+    let (output, events) = trace_with(&["--kind", "cgroup"], &["sh", "-c", script]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for k in [
+        "cgroup_mkdir",
+        "cgroup_attach",
+        "cgroup_freeze",
+        "cgroup_unfreeze",
+        "cgroup_rmdir",
+    ] {
+        assert!(kinds.contains(&k), "no {k} in {kinds:?}");
+    }
+    let frozen: Vec<bool> = of_kind(&events, "cgroup_notify_frozen")
+        .iter()
+        .map(|e| e["frozen"].as_bool().unwrap())
+        .collect();
+    assert!(frozen.contains(&true), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["path"].as_str().unwrap().starts_with("/boxtrace-fz-"))
+    );
+}

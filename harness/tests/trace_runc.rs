@@ -42,6 +42,12 @@ fn runc_run_is_traced_from_cgroup_to_exit_in_order() {
     let ns = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET;
     assert_eq!(bits(create, "flags") & ns, ns, "{create}");
     assert_eq!(create["container_id"], "bt-life");
+    assert_eq!(create["container_start"], true);
+    let starts = events
+        .iter()
+        .filter(|e| e["container_start"] == true)
+        .count();
+    assert_eq!(starts, 1, "one container, one start");
 
     let mine: Vec<&Value> = events.iter().filter(|e| u(e, "container") == key).collect();
     let find = |kind: &str, pred: &dyn Fn(&Value) -> bool| -> Value {
@@ -166,10 +172,13 @@ fn all_mode_sees_a_container_it_was_not_told_about() {
     assert!(status.success(), "{rest}");
 
     let events = read_events(&out);
+    // Other tests may start containers meanwhile: --all sees them too.
     let create = events
         .iter()
-        .find(|e| e["kind"] == "unshare" && e["comm"] == "runc:[1:CHILD]")
-        .unwrap_or_else(|| panic!("runc's unshare not seen: {events:?}"));
+        .find(|e| e["container_start"] == true && e["container_id"] == "bt-all")
+        .unwrap_or_else(|| panic!("runc's container bt-all not seen: {events:?}"));
+    assert_eq!(create["kind"], "unshare");
+    assert_eq!(create["comm"], "runc:[1:CHILD]");
     let key = u(create, "container");
     assert_eq!(key, u(create, "pid"));
     let mine: Vec<&Value> = events.iter().filter(|e| u(e, "container") == key).collect();

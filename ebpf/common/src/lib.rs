@@ -25,6 +25,11 @@ pub const GLOBAL_CONFIG: &str = "CONFIG";
 
 /// Size of the ring buffer in bytes (a power of two, multiple of the page size).
 pub const RING_BYTES: u32 = 1 << 24;
+/// Unread bytes in the ring buffer past which the reader is woken at once
+/// (below it, the reader's poll timer picks records up).
+pub const WAKEUP_BYTES: u32 = RING_BYTES / 8;
+/// How often the reader polls the ring buffer, in milliseconds.
+pub const POLL_MS: u64 = 20;
 /// Maximum number of simultaneously tracked tasks.
 pub const MAX_TRACKED: u32 = 65_536;
 
@@ -116,7 +121,8 @@ kinds! {
     Clone = 1,
     /// clone3(2): args[0] clone_args.flags, args[1] exit_signal.
     Clone3 = 2,
-    /// unshare(2): args[0] flags.
+    /// unshare(2): args[0] flags; when it starts a container in `--all`
+    /// mode, args[2] parent pid, args[3] grandparent pid (0: unknown).
     Unshare = 3,
     /// setns(2): args[0] fd, args[1] nstype.
     Setns = 4,
@@ -138,7 +144,8 @@ kinds! {
     Prctl = 12,
     /// seccomp(2): args[0] op, args[1] flags.
     Seccomp = 13,
-    /// A tracked task created a process or thread: args[0] child tid.
+    /// A tracked task created a process or thread: args[0] child tid;
+    /// when the child starts a container, args[1] the forking task's parent.
     Fork = 20,
     /// A tracked task exec'd: str0 filename, args[0] old tid.
     Exec = 21,
@@ -171,6 +178,9 @@ impl Kind {
 
 /// The record is a syscall that returned: `ret` and `dur_ns` are valid.
 pub const FLAG_RETURNED: u32 = 1;
+/// The record's task just started a container (its key): the unshare that
+/// created the namespaces, or the fork of a clone that did.
+pub const FLAG_CONTAINER_START: u32 = 2;
 
 /// One record in the ring buffer.
 #[repr(C)]

@@ -16,13 +16,16 @@ use crate::maps::{config, current, data_loc_str, field, record, send, tracked};
 const ROOT: u32 = 8;
 
 #[inline(always)]
-fn subject(tid: u32) -> Option<Track> {
-    tracked(tid).or_else(|| {
-        (config!(all_mode) != 0).then_some(Track {
-            root: 0,
-            container: 0,
-        })
+fn unattributed() -> Option<Track> {
+    (config!(all_mode) != 0).then_some(Track {
+        root: 0,
+        container: 0,
     })
+}
+
+#[inline(always)]
+fn subject(tid: u32) -> Option<Track> {
+    tracked(tid).or_else(unattributed)
 }
 
 #[inline(always)]
@@ -73,7 +76,9 @@ pub fn cgroup_attach_task(ctx: TracePointContext) -> u32 {
     let (tid, tgid) = current();
     let pid = field::<i32>(&ctx, config!(attach_pid)) as u32;
     // Attribute to the moved task's tree first: that is the container.
-    let Some(t) = tracked(pid).or_else(|| tracked(tid)) else {
+    // In --all mode every attach is reported: the runtime's, which names
+    // the container's cgroup, happens before the container is known.
+    let Some(t) = tracked(pid).or_else(|| tracked(tid)).or_else(unattributed) else {
         return 0;
     };
     if let Some(ev) = record(Kind::CgroupAttach, tid, tgid, &t) {

@@ -11,7 +11,10 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::TracePointContext,
 };
-use boxtrace_common::{Config, Kind, LOST_SLOTS, Lost, MAX_TRACKED, RING_BYTES, RawEvent, Track};
+use boxtrace_common::{
+    Config, FLAG_CONTAINER_START, Kind, LOST_SLOTS, Lost, MAX_TRACKED, RING_BYTES, RawEvent, Track,
+    WAKEUP_BYTES,
+};
 
 #[map(name = "EVENTS")]
 static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
@@ -31,6 +34,25 @@ static SCRATCH: PerCpuArray<RawEvent> = PerCpuArray::with_max_entries(1, 0);
 /// tasks killed inside a syscall cannot fill it up.
 #[map]
 pub static PENDING: LruHashMap<u32, RawEvent> = LruHashMap::with_max_entries(16_384, 0);
+
+/// In `--all` mode: child tid -> parent tgid of every fork on the host, so
+/// a task that starts a container can name its ancestors (runtimes put
+/// the container's cgroup on an ancestor before it creates namespaces).
+#[map]
+pub static PARENT: LruHashMap<u32, u32> = LruHashMap::with_max_entries(65_536, 0);
+
+/// Parent and grandparent pids of `tid`, as far as `PARENT` knows them.
+#[inline(always)]
+pub fn ancestors(tid: u32) -> (u64, u64) {
+    // SAFETY: values copied out at once.
+    let parent = unsafe { PARENT.get(&tid).copied() }.unwrap_or(0);
+    let grand = if parent == 0 {
+        0
+    } else {
+        unsafe { PARENT.get(&parent).copied() }.unwrap_or(0)
+    };
+    (u64::from(parent), u64::from(grand))
+}
 
 /// Offsets and switches, overwritten by user space before loading.
 #[unsafe(no_mangle)]
@@ -103,10 +125,28 @@ pub fn record(kind: Kind, tid: u32, tgid: u32, t: &Track) -> Option<&'static mut
     Some(ev)
 }
 
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
 /// Copies a finished record into the ring buffer.
+///
+/// Waking the reader for every record costs a context switch per event,
+/// paid by the traced container start on a small machine; instead the
+/// reader polls on a short timer and is only woken early when the ring
+/// fills up past `WAKEUP_BYTES`.
+///
+/// A container's first record wakes the reader at once, so it can look up
+/// the container's cgroup in /proc while its tasks are alive.
 #[inline(always)]
 pub fn send(ev: &RawEvent) {
-    if EVENTS.output::<RawEvent>(ev, 0).is_err() {
+    let urgent = ev.flags & FLAG_CONTAINER_START != 0;
+    let flags = if urgent || EVENTS.query(BPF_RB_AVAIL_DATA) >= u64::from(WAKEUP_BYTES) {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    if EVENTS.output::<RawEvent>(ev, flags).is_err() {
         count_lost(Lost::RingFull);
     }
 }

@@ -11,11 +11,11 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::TracePointContext,
 };
-use boxtrace_common::Kind;
+use boxtrace_common::{FLAG_CONTAINER_START, Kind};
 
 use crate::maps::{
-    CLONE_NEWNS, CLONE_NEWPID, PENDING, config, current, data_loc_str, field, record, send, track,
-    tracked, untrack,
+    CLONE_NEWNS, CLONE_NEWPID, PARENT, PENDING, ancestors, config, current, data_loc_str, field,
+    record, send, track, tracked, untrack,
 };
 
 /// Exit status by tid (exit) or by `tgid | GROUP` (exit_group, fatal signal).
@@ -32,13 +32,16 @@ const UNKNOWN_STATUS: u64 = u32::MAX as u64;
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     // Fires in the parent's context.
     let (tid, tgid) = current();
-    let Some(t) = tracked(tid) else {
-        return 0;
-    };
     let child = field::<i32>(&ctx, config!(fork_child_pid)) as u32;
     if child == 0 {
         return 0;
     }
+    if config!(all_mode) != 0 {
+        let _ = PARENT.insert(&child, &tgid, 0);
+    }
+    let Some(t) = tracked(tid) else {
+        return 0;
+    };
     let mut child_track = t;
     if t.container == 0 {
         // A clone creating a pid or mount namespace makes the child the
@@ -55,6 +58,10 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     track(child, &child_track);
     if let Some(ev) = record(Kind::Fork, tid, tgid, &t) {
         ev.args[0] = u64::from(child);
+        if child_track.container != t.container {
+            ev.flags |= FLAG_CONTAINER_START;
+            ev.args[1] = ancestors(tid).0;
+        }
         send(ev);
     }
     0

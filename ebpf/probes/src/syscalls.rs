@@ -12,11 +12,11 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use boxtrace_common::{FLAG_RETURNED, Kind, Lost, Track};
+use boxtrace_common::{FLAG_CONTAINER_START, FLAG_RETURNED, Kind, Lost, Track};
 
 use crate::maps::{
-    CLONE_NEWNS, CLONE_NEWPID, PENDING, config, count_lost, current, record, send, track, tracked,
-    user_str,
+    CLONE_NEWNS, CLONE_NEWPID, PENDING, ancestors, config, count_lost, current, record, send,
+    track, tracked, user_str,
 };
 
 /// Offset of `exit_signal` in `struct clone_args` (after flags, pidfd,
@@ -58,9 +58,11 @@ fn enter(ctx: &TracePointContext, kind: Kind) -> u32 {
     let (flags, sig) = ns_flags(ctx, kind);
     let ns_call = matches!(kind, Kind::Clone | Kind::Clone3 | Kind::Unshare);
     let creates_ns = ns_call && flags & (CLONE_NEWPID | CLONE_NEWNS) != 0;
+    let mut starts = false;
     let mut t = match tracked(tid) {
         Some(t) => t,
         None if creates_ns && config!(all_mode) != 0 => {
+            starts = kind == Kind::Unshare;
             // --all: this task starts a container; the tree follows it.
             let container = if kind == Kind::Unshare { tgid } else { 0 };
             let t = Track {
@@ -76,6 +78,7 @@ fn enter(ctx: &TracePointContext, kind: Kind) -> u32 {
         // The task itself moves into the new namespaces: it keys them.
         t.container = tgid;
         track(tid, &t);
+        starts = true;
     }
     if kind == Kind::Prctl {
         let option = arg(ctx, 0);
@@ -119,6 +122,12 @@ fn enter(ctx: &TracePointContext, kind: Kind) -> u32 {
         }
         _ => {}
     }
+    if starts {
+        ev.flags |= FLAG_CONTAINER_START;
+        let (parent, grand) = ancestors(tid);
+        ev.args[2] = parent;
+        ev.args[3] = grand;
+    }
     if PENDING.insert(&tid, &*ev, 0).is_err() {
         count_lost(Lost::PendingFull);
     }
@@ -138,6 +147,10 @@ fn exit(ctx: &TracePointContext, kind: Kind) -> u32 {
         ev.ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
         ev.dur_ns = unsafe { bpf_ktime_get_ns() }.saturating_sub(ev.ts_ns);
         ev.flags |= FLAG_RETURNED;
+        if ev.ret < 0 {
+            // A failed unshare started nothing.
+            ev.flags &= !FLAG_CONTAINER_START;
+        }
         send(ev);
     }
     // A mismatching kind is a stale entry of a syscall that never returned.

@@ -5,6 +5,9 @@ use std::collections::HashMap;
 
 use super::event::{Detail, Event};
 
+/// Attach events remembered before the oldest are forgotten.
+const MAX_REMEMBERED: usize = 100_000;
+
 /// Longest ancestry walked to find a container's cgroup.
 const MAX_DEPTH: usize = 64;
 
@@ -64,8 +67,25 @@ impl Attribution {
         match &mut ev.detail {
             Detail::Fork { child_tid } => {
                 self.parent.insert(*child_tid, ev.pid);
+                if ev.container_start {
+                    let child = *child_tid;
+                    self.note_ancestors(ev.pid, ev.ancestors[1]);
+                    self.learn(child);
+                    if !self.ids.contains_key(&child) {
+                        self.learn_from_proc(child, child);
+                    }
+                }
+            }
+            Detail::Unshare { .. } if ev.container_start => {
+                self.note_ancestors(ev.pid, ev.ancestors[0]);
+                let [parent, grand] = ev.ancestors;
+                self.note_ancestors(parent, grand);
             }
             Detail::CgroupAttach { path, pid, .. } if id_of(path).is_some() => {
+                if self.attached.len() >= MAX_REMEMBERED {
+                    // --all on a busy host: forget old attaches, not memory.
+                    self.attached.clear();
+                }
                 self.attached.entry(*pid).or_insert_with(|| path.clone());
             }
             // --all mode: directory events come unattributed; match by path.
@@ -96,6 +116,12 @@ impl Attribution {
                 self.learn_from_proc(ev.container, ev.tid);
             }
             ev.container_id = self.ids.get(&ev.container).cloned();
+        }
+    }
+
+    fn note_ancestors(&mut self, pid: u32, parent: u32) {
+        if pid != 0 && parent != 0 && pid != parent {
+            self.parent.entry(pid).or_insert(parent);
         }
     }
 
@@ -165,6 +191,19 @@ mod tests {
     fn container_id_comes_from_the_attached_ancestor() {
         let mut a = Attribution::default();
         // runc (100) attaches runc init (101), which forks 102 that unshares.
+        // In --all mode the fork is not seen; the unshare names its parent.
+        a.observe(&mut event(
+            Kind::CgroupAttach,
+            100,
+            0,
+            [3, 201, 0, 0],
+            "/other",
+        ));
+        let mut unshare = event(Kind::Unshare, 202, 202, [0x2002_0000, 0, 201, 100], "");
+        unshare.container_start = true;
+        unshare.ancestors = [201, 100];
+        a.observe(&mut unshare);
+        assert_eq!(unshare.container_id.as_deref(), Some("other"));
         a.observe(&mut event(
             Kind::CgroupAttach,
             100,
@@ -182,7 +221,9 @@ mod tests {
             (rmdir.container, rmdir.container_id.as_deref()),
             (102, Some("mybox"))
         );
-        assert_eq!(a.containers().collect::<Vec<_>>(), vec![(102, "mybox")]);
+        let mut all: Vec<_> = a.containers().collect();
+        all.sort();
+        assert_eq!(all, vec![(102, "mybox"), (202, "other")]);
     }
 
     #[test]

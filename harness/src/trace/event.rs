@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use boxtrace_common::{COMM_LEN, FLAG_RETURNED, Kind, RawEvent};
+use boxtrace_common::{COMM_LEN, FLAG_CONTAINER_START, FLAG_RETURNED, Kind, RawEvent};
 use serde::{Serialize, Serializer};
 use thiserror::Error;
 
@@ -375,6 +375,15 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
     pub comm: Comm,
+    /// This event started a container: the unshare that created its
+    /// namespaces, or the fork of a clone that did (its `child_tid` keys it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub container_start: bool,
+    /// With `container_start`: the new container's first task's parent and
+    /// grandparent pids as the kernel knew them (0: unknown). Used to find
+    /// the cgroup a runtime put on them.
+    #[serde(skip)]
+    pub ancestors: [u32; 2],
     #[serde(flatten)]
     pub returned: Option<Returned>,
     #[serde(flatten)]
@@ -501,6 +510,12 @@ impl Event {
                 prev_state: a[2],
             },
         };
+        let container_start = raw.flags & FLAG_CONTAINER_START != 0;
+        let ancestors = match kind {
+            Kind::Unshare if container_start => [a[2] as u32, a[3] as u32],
+            Kind::Fork if container_start => [raw.tgid, a[1] as u32],
+            _ => [0, 0],
+        };
         let returned = (raw.flags & FLAG_RETURNED != 0).then_some(Returned {
             ret: raw.ret,
             dur_ns: raw.dur_ns,
@@ -513,6 +528,8 @@ impl Event {
             container: raw.container,
             container_id: None,
             comm: Comm(raw.comm),
+            container_start,
+            ancestors,
             returned,
             detail,
         })

@@ -154,6 +154,9 @@ pub async fn trace(
         undecodable: 0,
     };
     let mut signals = Signals::new()?;
+    // Records are sent without waking us (see the probes' `send`): poll.
+    let mut poll = tokio::time::interval(Duration::from_millis(boxtrace_common::POLL_MS));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let status = match target {
         Target::Command(argv) => {
@@ -177,6 +180,7 @@ pub async fn trace(
                         reader.drain(guard.get_inner_mut())?;
                         guard.clear_ready();
                     }
+                    _ = poll.tick() => reader.drain(ring.get_mut())?,
                     status = child.wait() => break status.map_err(SessionError::Wait)?,
                     _ = signals.int.recv() => tracing::debug!("SIGINT: left to the traced command"),
                     _ = signals.quit.recv() => tracing::debug!("SIGQUIT: left to the traced command"),
@@ -205,6 +209,7 @@ pub async fn trace(
                         reader.drain(guard.get_inner_mut())?;
                         guard.clear_ready();
                     }
+                    _ = poll.tick() => reader.drain(ring.get_mut())?,
                     () = &mut deadline => break,
                     _ = signals.int.recv() => break,
                     _ = signals.term.recv() => break,
