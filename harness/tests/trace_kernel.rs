@@ -334,3 +334,55 @@ fn cgroup_v2_freeze_is_reported() {
             .all(|e| e["path"].as_str().unwrap().starts_with("/boxtrace-fz-"))
     );
 }
+
+#[test]
+fn losses_are_counted_and_fail_on_loss_trips() {
+    // A one-page ring buffer cannot hold the burst of a tight exec loop.
+    let (output, _) = trace_with(
+        &["--ring-kib", "4", "--quiet", "--fail-on-loss"],
+        &["sh", "-c", "for i in $(seq 300); do /bin/true; done"],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(125), "{err}");
+    assert!(err.contains("ring buffer full:"), "{err}");
+    assert!(err.contains("--fail-on-loss:"), "{err}");
+    // Without the flag the command's status passes through, loss reported.
+    let (output, _) = trace_with(
+        &["--ring-kib", "4", "--quiet"],
+        &["sh", "-c", "for i in $(seq 300); do /bin/true; done"],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!stderr(&output).contains(", 0 lost"), "{}", stderr(&output));
+}
+
+#[test]
+fn bad_ring_size_is_named() {
+    let (output, _) = trace_with(&["--ring-kib", "3"], &["true"]);
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        stderr(&output).contains("--ring-kib 3"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn setns_without_a_type_is_resolved_from_the_fd() {
+    // setns(fd, 0): the kernel takes the type from the fd; so does boxtrace.
+    let (output, events) = trace(&[
+        "perl",
+        "-e",
+        "open(my $f, '<', '/proc/self/ns/uts') or die; \
+         syscall(308, fileno($f), 0) == 0 or die qq(setns: $!); \
+         select(undef, undef, undef, 0.2)",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let setns = of_kind(&events, "setns");
+    assert_eq!(setns.len(), 1, "{events:?}");
+    assert_eq!(bits(setns[0], "nstype"), 0);
+    let ns = setns[0]["ns"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", setns[0]));
+    let own = std::fs::read_link("/proc/self/ns/uts").unwrap();
+    assert_eq!(ns, own.to_str().unwrap());
+}

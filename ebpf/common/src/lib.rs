@@ -23,11 +23,11 @@ pub const MAP_LOST: &str = "LOST";
 /// Name of the global holding the [`Config`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 
-/// Size of the ring buffer in bytes (a power of two, multiple of the page size).
+/// Default size of the ring buffer in bytes (a power of two, multiple of
+/// the page size); user space may choose another before loading.
 pub const RING_BYTES: u32 = 1 << 24;
-/// Unread bytes in the ring buffer past which the reader is woken at once
-/// (below it, the reader's poll timer picks records up).
-pub const WAKEUP_BYTES: u32 = RING_BYTES / 8;
+/// Flag bit: wake the reader as soon as this record is committed.
+pub const FLAG_URGENT: u32 = 4;
 /// How often the reader polls the ring buffer, in milliseconds.
 pub const POLL_MS: u64 = 20;
 /// Maximum number of simultaneously tracked tasks.
@@ -87,7 +87,8 @@ pub struct Config {
     pub switch_prev_state: u32,
     pub switch_next_pid: u32,
     pub oom_comm: u32,
-    pub _pad: u32,
+    /// Unread ring buffer bytes past which the reader is woken at once.
+    pub wakeup_bytes: u32,
 }
 
 #[cfg(feature = "user")]

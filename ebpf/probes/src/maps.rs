@@ -12,8 +12,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use boxtrace_common::{
-    Config, FLAG_CONTAINER_START, Kind, LOST_SLOTS, Lost, MAX_TRACKED, RING_BYTES, RawEvent, Track,
-    WAKEUP_BYTES,
+    Config, FLAG_CONTAINER_START, FLAG_URGENT, Kind, LOST_SLOTS, Lost, MAX_TRACKED, RING_BYTES,
+    RawEvent, Track,
 };
 
 #[map(name = "EVENTS")]
@@ -140,8 +140,9 @@ const BPF_RB_AVAIL_DATA: u64 = 0;
 /// the container's cgroup in /proc while its tasks are alive.
 #[inline(always)]
 pub fn send(ev: &RawEvent) {
-    let urgent = ev.flags & FLAG_CONTAINER_START != 0;
-    let flags = if urgent || EVENTS.query(BPF_RB_AVAIL_DATA) >= u64::from(WAKEUP_BYTES) {
+    let urgent = ev.flags & (FLAG_CONTAINER_START | FLAG_URGENT) != 0;
+    let wakeup = u64::from(config!(wakeup_bytes));
+    let flags = if urgent || EVENTS.query(BPF_RB_AVAIL_DATA) >= wakeup {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP

@@ -12,7 +12,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use boxtrace_common::{FLAG_CONTAINER_START, FLAG_RETURNED, Kind, Lost, Track};
+use boxtrace_common::{FLAG_CONTAINER_START, FLAG_RETURNED, FLAG_URGENT, Kind, Lost, Track};
 
 use crate::maps::{
     CLONE_NEWNS, CLONE_NEWPID, PENDING, ancestors, config, count_lost, current, record, send,
@@ -91,7 +91,15 @@ fn enter(ctx: &TracePointContext, kind: Kind) -> u32 {
     };
     match kind {
         Kind::Clone | Kind::Unshare | Kind::Clone3 => ev.args = [flags, sig, 0, 0],
-        Kind::Setns | Kind::Seccomp => ev.args = [arg(ctx, 0), arg(ctx, 1), 0, 0],
+        Kind::Setns => {
+            ev.args = [arg(ctx, 0), arg(ctx, 1), 0, 0];
+            if ev.args[1] == 0 {
+                // Type not given: user space reads it from the fd, which
+                // must still be open when it looks.
+                ev.flags |= FLAG_URGENT;
+            }
+        }
+        Kind::Seccomp => ev.args = [arg(ctx, 0), arg(ctx, 1), 0, 0],
         Kind::Prctl => ev.args = [arg(ctx, 0), arg(ctx, 1), arg(ctx, 2), 0],
         Kind::PivotRoot => {
             ev.str_len[0] = user_str(&mut ev.str0, arg(ctx, 0));

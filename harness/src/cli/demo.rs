@@ -40,6 +40,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         kind: None,
         container: Vec::new(),
         sched: false,
+        ring_kib: 16384,
         command: argv.iter().map(OsString::from).collect(),
     })
 }

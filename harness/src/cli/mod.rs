@@ -67,6 +67,10 @@ pub struct TraceArgs {
     /// Also report CPU switches to and from traced tasks (sched_switch).
     #[arg(long)]
     pub sched: bool,
+    /// Ring buffer size in KiB (a power of two, 4 to 1048576); raise it
+    /// when --fail-on-loss trips on bursts.
+    #[arg(long, value_name = "KIB", default_value_t = 16384)]
+    pub ring_kib: u64,
     /// The command to trace.
     #[arg(
         trailing_var_arg = true,

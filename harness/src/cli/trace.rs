@@ -14,7 +14,7 @@ use boxtrace::{
     trace::{
         filter::{Filter, parse_kinds},
         preflight,
-        probes::{Options, Probes},
+        probes::{Options, Probes, check_ring_bytes},
         session::{Summary, Target, trace},
         tracefs::with_tracefs,
     },
@@ -40,6 +40,8 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     } else {
         Target::Command(args.command.clone())
     };
+    let ring_bytes = check_ring_bytes(args.ring_kib.saturating_mul(1024))
+        .with_context(|| format!("--ring-kib {}", args.ring_kib))?;
     let mut json = match &args.out {
         Some(path) => Some(JsonLines::new(BufWriter::new(
             File::create(path).with_context(|| format!("cannot write --out {}", path.display()))?,
@@ -50,6 +52,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let opts = Options {
         all: args.all,
         sched_switch: args.sched,
+        ring_bytes,
     };
     // Before any thread exists: with_tracefs may switch mount namespaces.
     let mut probes = with_tracefs(|fs| Probes::attach(fs, opts))??;

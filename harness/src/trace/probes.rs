@@ -9,7 +9,7 @@ use aya::{
     programs::{ProgramError, TracePoint},
 };
 use boxtrace_common::{
-    Config, GLOBAL_CONFIG, LOST_SLOTS, Lost, MAP_EVENTS, MAP_LOST, MAP_TRACKED, Track,
+    Config, GLOBAL_CONFIG, LOST_SLOTS, Lost, MAP_EVENTS, MAP_LOST, MAP_TRACKED, RING_BYTES, Track,
 };
 use thiserror::Error;
 
@@ -84,6 +84,8 @@ pub enum ProbeError {
         #[source]
         source: MapError,
     },
+    #[error("ring buffer size {0} bytes: must be a power of two between 4 KiB and 1 GiB")]
+    RingSize(u64),
     #[error(
         "tracepoints cgroup/{0} and cgroup/cgroup_mkdir disagree on the record layout; \
          boxtrace assumes one layout for the cgroup event class"
@@ -91,13 +93,34 @@ pub enum ProbeError {
     CgroupLayout(&'static str),
 }
 
-/// What to attach besides the always-on probes.
-#[derive(Debug, Clone, Copy, Default)]
+/// What to attach besides the always-on probes, and how big a buffer.
+#[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Follow every task that creates a pid or mount namespace (`--all`).
     pub all: bool,
     /// Report context switches of tracked tasks.
     pub sched_switch: bool,
+    /// Ring buffer size in bytes: a power of two, at least one page.
+    pub ring_bytes: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            all: false,
+            sched_switch: false,
+            ring_bytes: RING_BYTES,
+        }
+    }
+}
+
+/// Checks a ring buffer size the kernel will accept.
+pub fn check_ring_bytes(bytes: u64) -> Result<u32, ProbeError> {
+    let page = 4096;
+    if bytes < page || !bytes.is_power_of_two() || bytes > 1 << 30 {
+        return Err(ProbeError::RingSize(bytes));
+    }
+    Ok(bytes as u32)
 }
 
 /// Records the kernel could not deliver, by cause, summed over CPUs, with
@@ -177,6 +200,7 @@ pub fn config(tracefs: &Tracefs, opts: Options) -> Result<Config, ProbeError> {
         oom_file_rss: offset(oom.field("file_rss")),
         oom_shmem_rss: offset(oom.field("shmem_rss")),
         oom_comm: data_loc(oom.field("comm")),
+        wakeup_bytes: opts.ring_bytes / 8,
         ..Config::default()
     };
     if opts.sched_switch {
@@ -213,8 +237,10 @@ impl Probes {
             tracefs.require(category, name)?;
         }
         let config = config(tracefs, opts)?;
+        let ring_bytes = check_ring_bytes(u64::from(opts.ring_bytes))?;
         let mut ebpf = EbpfLoader::new()
             .override_global(GLOBAL_CONFIG, &config, true)
+            .map_max_entries(MAP_EVENTS, ring_bytes)
             .load(PROBES_ELF)
             .map_err(ProbeError::Load)?;
         for (category, name) in &points {
