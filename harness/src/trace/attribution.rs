@@ -26,9 +26,14 @@ pub struct Attribution {
     attached: HashMap<u32, String>,
     /// Lookups in /proc already made per container (bounded).
     proc_tries: HashMap<u32, u8>,
+    /// Namespace lookups made per container; MAX_NS_TRIES once reported.
+    ns_tries: HashMap<u32, u8>,
     /// boxtrace's own cgroups: hierarchy id -> path.
     own_cgroups: Option<HashMap<String, String>>,
 }
+
+/// /proc lookups per container before giving up on its namespaces.
+const MAX_NS_TRIES: u8 = 16;
 
 /// /proc lookups per container before giving up on its id.
 const MAX_PROC_TRIES: u8 = 4;
@@ -53,6 +58,33 @@ fn moved_cgroup(own: &HashMap<String, String>, task: &HashMap<String, String>) -
     ids.into_iter()
         .find(|id| own.get(*id) != task.get(*id))
         .and_then(|id| task.get(id).cloned())
+}
+
+/// Namespaces a container's tasks live in, by /proc/TID/ns link name; the
+/// pid namespace is the one for children (an unsharing task's own stays).
+const NAMESPACES: &[(&str, &str)] = &[
+    ("mnt", "mnt"),
+    ("pid", "pid_for_children"),
+    // pid_for_children cannot be read in some states (e.g. once the task
+    // exits its namespaces); a task inside the container then tells by "pid".
+    ("pid", "pid"),
+    ("uts", "uts"),
+    ("ipc", "ipc"),
+    ("net", "net"),
+    ("cgroup", "cgroup"),
+];
+
+/// Inode numbers of `tid`'s namespaces; `None` once the task is gone.
+fn namespaces_of(tid: u32) -> Option<std::collections::BTreeMap<&'static str, u64>> {
+    let mut map = std::collections::BTreeMap::new();
+    for (name, ino) in NAMESPACES.iter().filter_map(|&(name, link)| {
+        let target = std::fs::read_link(format!("/proc/{tid}/ns/{link}")).ok()?;
+        let ino = target.to_str()?.rsplit_once('[')?.1.strip_suffix(']')?;
+        Some((name, ino.parse::<u64>().ok()?))
+    }) {
+        map.entry(name).or_insert(ino);
+    }
+    (!map.is_empty()).then_some(map)
 }
 
 /// The last component of a cgroup path, when it can be an id.
@@ -108,6 +140,7 @@ impl Attribution {
             }
             _ => {}
         }
+        self.note_namespaces(ev);
         if ev.container != 0 {
             if !self.ids.contains_key(&ev.container) {
                 self.learn(ev.container);
@@ -116,6 +149,27 @@ impl Attribution {
                 self.learn_from_proc(ev.container, ev.tid);
             }
             ev.container_id = self.ids.get(&ev.container).cloned();
+        }
+    }
+
+    /// Reports a container's namespaces on its first event at which a task
+    /// of it could still be looked up in /proc (bounded attempts).
+    fn note_namespaces(&mut self, ev: &mut Event) {
+        let (container, task) = match ev.detail {
+            Detail::Fork { child_tid } if ev.container_start => (child_tid, child_tid),
+            _ => (ev.container, ev.tid),
+        };
+        if container == 0 {
+            return;
+        }
+        let tries = self.ns_tries.entry(container).or_insert(0);
+        if *tries >= MAX_NS_TRIES {
+            return;
+        }
+        *tries += 1;
+        ev.namespaces = namespaces_of(task);
+        if ev.namespaces.is_some() {
+            *tries = MAX_NS_TRIES;
         }
     }
 

@@ -384,6 +384,11 @@ pub struct Event {
     /// the cgroup a runtime put on them.
     #[serde(skip)]
     pub ancestors: [u32; 2],
+    /// Inode numbers of the container's namespaces (`mnt`, `pid` for
+    /// children, `uts`, `ipc`, `net`, `cgroup`), on the container's first
+    /// event at which one of its tasks could be looked up in /proc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<std::collections::BTreeMap<&'static str, u64>>,
     #[serde(flatten)]
     pub returned: Option<Returned>,
     #[serde(flatten)]
@@ -530,6 +535,7 @@ impl Event {
             comm: Comm(raw.comm),
             container_start,
             ancestors,
+            namespaces: None,
             returned,
             detail,
         })
