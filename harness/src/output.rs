@@ -19,7 +19,7 @@ impl<W: Write> LiveView<W> {
     pub fn new(mut out: W) -> io::Result<Self> {
         writeln!(
             out,
-            "{:>10} {:>16} {:<12} {:>7} {:>7} {:<16} EVENT",
+            "{:>10} {:>16} {:<16} {:>7} {:>7} {:<16} EVENT",
             "REL_MS", "MONOTONIC_S", "CONTAINER", "PID", "TID", "COMM"
         )?;
         Ok(Self {
@@ -40,7 +40,7 @@ impl<W: Write> LiveView<W> {
         };
         write!(
             self.out,
-            "{rel_ms:>10.3} {:>6}.{:09} {container:<12.12} {:>7} {:>7} {:<16} {}",
+            "{rel_ms:>10.3} {:>6}.{:09} {container:<16.16} {:>7} {:>7} {:<16} {}",
             ev.ts_ns / 1_000_000_000,
             ev.ts_ns % 1_000_000_000,
             ev.pid,

@@ -230,3 +230,27 @@ fn a_burst_of_200_container_starts_loses_nothing() {
         "every container's workload exec was attributed"
     );
 }
+
+#[test]
+fn demo_traces_a_runc_container_and_leaves_nothing() {
+    require_root();
+    let output = Command::new(BOXTRACE).arg("demo").output().unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(out.contains("hello from boxtrace-demo"), "{out}");
+    assert!(err.contains("runc:[1:CHILD]   unshare"), "{err}");
+    assert!(err.contains("pivot_root"), "{err}");
+    assert!(err.contains("sethostname  \"boxtrace-demo\" = 0"), "{err}");
+    // The container's id carries boxtrace's pid; nothing of it remains.
+    let id = err
+        .split_whitespace()
+        .find(|w| w.starts_with("boxtrace-demo-"))
+        .unwrap_or_else(|| panic!("no container id in {err}"))
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .to_owned();
+    for ctrl in ["pids", "memory", "cpu", "freezer"] {
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(ctrl).join(&id);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+}

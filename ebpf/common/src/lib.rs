@@ -146,7 +146,8 @@ kinds! {
     /// seccomp(2): args[0] op, args[1] flags.
     Seccomp = 13,
     /// A tracked task created a process or thread: args[0] child tid;
-    /// when the child starts a container, args[1] the forking task's parent.
+    /// when the child starts a container, args[1] the forking task's parent;
+    /// args[2] the flags of the clone that made it (0: unknown).
     Fork = 20,
     /// A tracked task exec'd: str0 filename, args[0] old tid.
     Exec = 21,

@@ -43,21 +43,23 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let mut child_track = t;
-    if t.container == 0 {
+    // The clone in progress, if this fork comes from clone/clone3 (not
+    // from a kernel-internal fork path).
+    // SAFETY: copied out at once.
+    let clone_flags = match unsafe { PENDING.get(&tid) } {
+        Some(p) if p.kind == Kind::Clone as u32 || p.kind == Kind::Clone3 as u32 => p.args[0],
+        _ => 0,
+    };
+    if t.container == 0 && clone_flags & (CLONE_NEWPID | CLONE_NEWNS) != 0 {
         // A clone creating a pid or mount namespace makes the child the
         // first task of a container: it keys everything below it.
-        // SAFETY: copied out at once.
-        if let Some(p) = unsafe { PENDING.get(&tid) } {
-            let clone = p.kind == Kind::Clone as u32 || p.kind == Kind::Clone3 as u32;
-            if clone && p.args[0] & (CLONE_NEWPID | CLONE_NEWNS) != 0 {
-                child_track.container = child;
-            }
-        }
+        child_track.container = child;
     }
     // Track before reporting: the child's first syscall may already run.
     track(child, &child_track);
     if let Some(ev) = record(Kind::Fork, tid, tgid, &t) {
         ev.args[0] = u64::from(child);
+        ev.args[2] = clone_flags;
         if child_track.container != t.container {
             ev.flags |= FLAG_CONTAINER_START;
             ev.args[1] = ancestors(tid).0;

@@ -33,8 +33,8 @@ pub enum Command {
     /// (namespaces, mounts, execs, cgroups, OOM kills), or with --all for
     /// every container started on the host by any runtime.
     Trace(TraceArgs),
-    /// Trace a namespaced start (unshare of pid, mount, uts, ipc, net,
-    /// cgroup namespaces running busybox) and print what happened.
+    /// Trace runc starting a busybox container and print, in outline, what
+    /// the kernel did: cgroups, namespaces, mounts, pivot_root, exec, exit.
     Demo(DemoArgs),
 }
 
@@ -64,6 +64,10 @@ pub struct TraceArgs {
     /// Show only this container (its key pid or runtime id); repeatable.
     #[arg(long, value_name = "ID")]
     pub container: Vec<String>,
+    /// Hide threads coming and going (clones with CLONE_THREAD, their
+    /// forks and exits).
+    #[arg(long)]
+    pub no_threads: bool,
     /// Also report CPU switches to and from traced tasks (sched_switch).
     #[arg(long)]
     pub sched: bool,

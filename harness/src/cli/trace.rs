@@ -27,6 +27,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let filter = Filter {
         kinds: args.kind.as_deref().map(parse_kinds).transpose()?,
         containers: args.container.clone(),
+        no_threads: args.no_threads,
     };
     let target = if args.all {
         let duration = match args.duration {

@@ -22,8 +22,8 @@ pub struct Attribution {
     by_path: HashMap<String, u32>,
     /// child tid -> parent pid, from fork events.
     parent: HashMap<u32, u32>,
-    /// pid -> first cgroup path it was attached to.
-    attached: HashMap<u32, String>,
+    /// pid -> cgroup paths it was attached to (one per hierarchy on v1).
+    attached: HashMap<u32, Vec<String>>,
     /// Lookups in /proc already made per container (bounded).
     proc_tries: HashMap<u32, u8>,
     /// Namespace lookups made per container; MAX_NS_TRIES once reported.
@@ -97,7 +97,7 @@ impl Attribution {
     /// Fills `container`/`container_id` and setns's namespace where known.
     pub fn observe(&mut self, ev: &mut Event) {
         match &mut ev.detail {
-            Detail::Fork { child_tid } => {
+            Detail::Fork { child_tid, .. } => {
                 self.parent.insert(*child_tid, ev.pid);
                 if ev.container_start {
                     let child = *child_tid;
@@ -118,7 +118,10 @@ impl Attribution {
                     // --all on a busy host: forget old attaches, not memory.
                     self.attached.clear();
                 }
-                self.attached.entry(*pid).or_insert_with(|| path.clone());
+                let paths = self.attached.entry(*pid).or_default();
+                if !paths.contains(path) {
+                    paths.push(path.clone());
+                }
             }
             // --all mode: directory events come unattributed; match by path.
             Detail::CgroupMkdir { path, .. }
@@ -156,7 +159,7 @@ impl Attribution {
     /// of it could still be looked up in /proc (bounded attempts).
     fn note_namespaces(&mut self, ev: &mut Event) {
         let (container, task) = match ev.detail {
-            Detail::Fork { child_tid } if ev.container_start => (child_tid, child_tid),
+            Detail::Fork { child_tid, .. } if ev.container_start => (child_tid, child_tid),
             _ => (ev.container, ev.tid),
         };
         if container == 0 {
@@ -183,10 +186,12 @@ impl Attribution {
     fn learn(&mut self, container: u32) {
         let mut pid = container;
         for _ in 0..MAX_DEPTH {
-            if let Some(path) = self.attached.get(&pid) {
-                if let Some(id) = id_of(path) {
+            if let Some(paths) = self.attached.get(&pid) {
+                if let Some(id) = paths.first().and_then(|p| id_of(p)) {
                     self.ids.insert(container, id.to_owned());
-                    self.by_path.insert(path.clone(), container);
+                    for p in paths {
+                        self.by_path.insert(p.clone(), container);
+                    }
                 }
                 return;
             }

@@ -6,7 +6,7 @@ use boxtrace_common::{COMM_LEN, FLAG_CONTAINER_START, FLAG_RETURNED, Kind, RawEv
 use serde::{Serialize, Serializer};
 use thiserror::Error;
 
-use super::flags::{CloneFlags, Flags, LowByte, SECCOMP_FILTER, UMOUNT, signal_name};
+use super::flags::{CLONE_THREAD, CloneFlags, Flags, LowByte, SECCOMP_FILTER, UMOUNT, signal_name};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -172,6 +172,8 @@ pub enum Detail {
     /// A tracked task created a process or thread, now tracked too.
     Fork {
         child_tid: u32,
+        /// The child is a thread (CLONE_THREAD) of the forking process.
+        thread: bool,
     },
     /// A tracked task replaced its image.
     Exec {
@@ -305,7 +307,13 @@ impl fmt::Display for Detail {
             Self::Sethostname { name } => write!(f, "{name:?}"),
             Self::Prctl { option, arg2 } => write!(f, "{option} {arg2}"),
             Self::Seccomp { op, flags } => write!(f, "{op} {flags}"),
-            Self::Fork { child_tid } => write!(f, "child={child_tid}"),
+            Self::Fork { child_tid, thread } => {
+                write!(
+                    f,
+                    "{}={child_tid}",
+                    if *thread { "thread" } else { "child" }
+                )
+            }
             Self::Exec { filename, .. } => write!(f, "{filename:?}"),
             Self::Exit { status, .. } => write!(f, "{status}"),
             Self::CgroupMkdir {
@@ -473,6 +481,7 @@ impl Event {
             },
             Kind::Fork => Detail::Fork {
                 child_tid: a[0] as u32,
+                thread: a[2] & CLONE_THREAD != 0,
             },
             Kind::Exec => Detail::Exec {
                 filename: s(0),

@@ -5,7 +5,10 @@ use std::collections::HashSet;
 use boxtrace_common::Kind;
 use thiserror::Error;
 
-use super::event::{Event, kind_name};
+use super::{
+    event::{Detail, Event, kind_name},
+    flags::CLONE_THREAD,
+};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FilterError {
@@ -78,6 +81,8 @@ pub struct Filter {
     pub kinds: Option<HashSet<Kind>>,
     /// Container keys (pid) or runtime ids to keep.
     pub containers: Vec<String>,
+    /// Hide threads: clones of threads, their forks and exits.
+    pub no_threads: bool,
 }
 
 impl Filter {
@@ -87,6 +92,9 @@ impl Filter {
         {
             return false;
         }
+        if self.no_threads && is_thread_event(ev) {
+            return false;
+        }
         if self.containers.is_empty() {
             return true;
         }
@@ -94,6 +102,16 @@ impl Filter {
         self.containers
             .iter()
             .any(|c| *c == key || ev.container_id.as_deref() == Some(c.as_str()))
+    }
+}
+
+/// Whether `ev` is only about a thread (not a process) coming or going.
+fn is_thread_event(ev: &Event) -> bool {
+    match &ev.detail {
+        Detail::Clone { flags, .. } | Detail::Clone3 { flags, .. } => flags.contains(CLONE_THREAD),
+        Detail::Fork { thread, .. } => *thread,
+        Detail::Exit { group_dead, .. } => !group_dead && ev.tid != ev.pid,
+        _ => false,
     }
 }
 

@@ -79,6 +79,7 @@ pub const SECCOMP_FILTER: &[(u64, &str)] = &[
 ];
 
 pub const CLONE_NEWNS: u64 = 0x0002_0000;
+pub const CLONE_THREAD: u64 = 0x0001_0000;
 pub const CLONE_NEWUTS: u64 = 0x0400_0000;
 pub const CLONE_NEWPID: u64 = 0x2000_0000;
 
