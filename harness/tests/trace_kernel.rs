@@ -386,3 +386,42 @@ fn setns_without_a_type_is_resolved_from_the_fd() {
     let own = std::fs::read_link("/proc/self/ns/uts").unwrap();
     assert_eq!(ns, own.to_str().unwrap());
 }
+
+#[test]
+fn sigterm_is_forwarded_to_the_traced_command() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let script = format!("touch {}; exec sleep 30", ready.display());
+    let mut tracer = Command::new(BOXTRACE)
+        .args(["trace", "--quiet", "--", "sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "command never started"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tracer.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = tracer.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "128 + SIGTERM: {}",
+        stderr(&out)
+    );
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert!(
+        stderr(&out).contains("killed by signal 15"),
+        "{}",
+        stderr(&out)
+    );
+}

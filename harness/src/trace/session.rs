@@ -7,7 +7,7 @@ use aya::maps::{MapData, RingBuf};
 use thiserror::Error;
 use tokio::{
     io::{Interest, unix::AsyncFd},
-    process::Command,
+    process::{Child, Command},
     signal::unix::{Signal, SignalKind, signal},
 };
 
@@ -128,6 +128,32 @@ impl Signals {
     }
 }
 
+/// Starts `argv` so that it tracks itself between fork and exec.
+fn spawn_tracked(probes: &Probes, argv: &[OsString]) -> Result<Child, SessionError> {
+    let (program, args) = argv.split_first().ok_or(SessionError::NoCommand)?;
+    let tracker = probes.self_tracker();
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    // SAFETY: track_self only makes async-signal-safe syscalls.
+    unsafe {
+        cmd.pre_exec(move || tracker.track_self());
+    }
+    let child = cmd.spawn().map_err(|source| SessionError::Spawn {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    })?;
+    tracing::debug!(pid = child.id(), "traced command started");
+    Ok(child)
+}
+
+/// The child's exit; never, when there is no child.
+async fn wait(child: &mut Option<Child>) -> io::Result<ExitStatus> {
+    match child {
+        Some(c) => c.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Traces `target` and feeds every event that passes `filter` to `sink`.
 ///
 /// With a command: SIGINT/SIGQUIT are left to it (the terminal sends them
@@ -158,65 +184,38 @@ pub async fn trace(
     let mut poll = tokio::time::interval(Duration::from_millis(boxtrace_common::POLL_MS));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    let status = match target {
-        Target::Command(argv) => {
-            let (program, args) = argv.split_first().ok_or(SessionError::NoCommand)?;
-            let tracker = probes.self_tracker();
-            let mut cmd = Command::new(program);
-            cmd.args(args);
-            // SAFETY: track_self only makes async-signal-safe syscalls.
-            unsafe {
-                cmd.pre_exec(move || tracker.track_self());
-            }
-            let mut child = cmd.spawn().map_err(|source| SessionError::Spawn {
-                program: program.to_string_lossy().into_owned(),
-                source,
-            })?;
-            tracing::debug!(pid = child.id(), "traced command started");
-            let status = loop {
-                tokio::select! {
-                    guard = ring.readable_mut() => {
-                        let mut guard = guard.map_err(SessionError::Ring)?;
-                        reader.drain(guard.get_inner_mut())?;
-                        guard.clear_ready();
-                    }
-                    _ = poll.tick() => reader.drain(ring.get_mut())?,
-                    status = child.wait() => break status.map_err(SessionError::Wait)?,
-                    _ = signals.int.recv() => tracing::debug!("SIGINT: left to the traced command"),
-                    _ = signals.quit.recv() => tracing::debug!("SIGQUIT: left to the traced command"),
-                    _ = signals.term.recv() => {
-                        if let Some(pid) = child.id() {
-                            // SAFETY: plain kill(2) on our own child.
-                            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-                        }
-                    }
-                }
-            };
-            Some(status)
+    let (mut child, duration) = match target {
+        Target::Command(argv) => (Some(spawn_tracked(probes, argv)?), None),
+        Target::All { duration } => (None, *duration),
+    };
+    // Read once: the select below borrows the child for waiting.
+    let child_pid = child.as_ref().and_then(Child::id);
+    let deadline = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
         }
-        Target::All { duration } => {
-            let deadline = async {
-                match duration {
-                    Some(d) => tokio::time::sleep(*d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    guard = ring.readable_mut() => {
-                        let mut guard = guard.map_err(SessionError::Ring)?;
-                        reader.drain(guard.get_inner_mut())?;
-                        guard.clear_ready();
-                    }
-                    _ = poll.tick() => reader.drain(ring.get_mut())?,
-                    () = &mut deadline => break,
-                    _ = signals.int.recv() => break,
-                    _ = signals.term.recv() => break,
-                    _ = signals.quit.recv() => break,
-                }
+    };
+    tokio::pin!(deadline);
+    let status = loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.map_err(SessionError::Ring)?;
+                reader.drain(guard.get_inner_mut())?;
+                guard.clear_ready();
             }
-            None
+            _ = poll.tick() => reader.drain(ring.get_mut())?,
+            status = wait(&mut child) => break Some(status.map_err(SessionError::Wait)?),
+            () = &mut deadline => break None,
+            // The terminal sends SIGINT/SIGQUIT to a traced command too: it
+            // decides; with --all they end tracing.
+            _ = signals.int.recv(), if child_pid.is_none() => break None,
+            _ = signals.quit.recv(), if child_pid.is_none() => break None,
+            _ = signals.term.recv() => match child_pid {
+                // SAFETY: plain kill(2) on our own child.
+                Some(pid) => unsafe { libc::kill(pid as i32, libc::SIGTERM); },
+                None => break None,
+            },
         }
     };
     // Every record of the command was committed before it could exit.
