@@ -393,7 +393,7 @@ fn sigterm_is_forwarded_to_the_traced_command() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready");
     let script = format!("touch {}; exec sleep 30", ready.display());
-    let mut tracer = Command::new(BOXTRACE)
+    let tracer = Command::new(BOXTRACE)
         .args(["trace", "--quiet", "--", "sh", "-c", &script])
         .stderr(Stdio::piped())
         .spawn()
