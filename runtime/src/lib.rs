@@ -1,1 +1,13 @@
+//! boxrun: a minimal OCI runtime. The harness starts containers with it,
+//! and it is a contender in the start-latency benchmarks.
+//!
+//! One concern per module: `bundle` reads and checks config.json, `state`
+//! keeps what a container is across commands, `cgroup` applies limits
+//! (v1 and v2 drivers), `container` creates the process and its world.
 
+pub mod bundle;
+pub mod cgroup;
+pub mod container;
+pub mod id;
+pub mod phases;
+pub mod state;

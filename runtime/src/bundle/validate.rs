@@ -1,0 +1,103 @@
+//! Fields boxrun does not implement yet are refused when they would change
+//! isolation or limits: running without them would be silently wrong.
+
+use oci_spec::runtime::Spec;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum Unsupported {
+    #[error("field `{0}` is not supported by boxrun yet")]
+    Field(&'static str),
+    #[error("`linux.resources.memory.limit` {0} is out of range (at least 4096 bytes, or -1)")]
+    MemoryLimit(i64),
+    #[error("`linux.resources.cpu.{field}` {value} is out of range")]
+    Cpu { field: &'static str, value: i64 },
+    #[error("`linux.resources.pids.limit` {0} is out of range (at least 1, or -1)")]
+    Pids(i64),
+    #[error("namespace `{0}` appears twice in `linux.namespaces`")]
+    DuplicateNamespace(String),
+}
+
+/// Checks the fields boxrun acts on and refuses those it cannot honour.
+pub fn check(spec: &Spec) -> Result<(), Unsupported> {
+    if spec.hooks().is_some() {
+        return Err(Unsupported::Field("hooks"));
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if linux.seccomp().is_some() {
+        return Err(Unsupported::Field("linux.seccomp"));
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(Unsupported::Field("linux.intelRdt"));
+    }
+    if linux.personality().is_some() {
+        return Err(Unsupported::Field("linux.personality"));
+    }
+    if linux.time_offsets().is_some() {
+        return Err(Unsupported::Field("linux.timeOffsets"));
+    }
+    if linux.net_devices().is_some() {
+        return Err(Unsupported::Field("linux.netDevices"));
+    }
+    let mut seen = Vec::new();
+    for ns in linux.namespaces().iter().flatten() {
+        let t = ns.typ().to_string();
+        if seen.contains(&t) {
+            return Err(Unsupported::DuplicateNamespace(t));
+        }
+        seen.push(t);
+    }
+    if let Some(r) = linux.resources() {
+        if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
+            return Err(Unsupported::Field("linux.resources.hugepageLimits"));
+        }
+        if r.rdma().is_some() {
+            return Err(Unsupported::Field("linux.resources.rdma"));
+        }
+        if r.network().is_some() {
+            return Err(Unsupported::Field("linux.resources.network"));
+        }
+        if let Some(m) = r.memory() {
+            if let Some(l) = m.limit().filter(|&l| l != -1 && l < 4096) {
+                return Err(Unsupported::MemoryLimit(l));
+            }
+            if m.kernel().is_some() || m.kernel_tcp().is_some() {
+                return Err(Unsupported::Field("linux.resources.memory.kernel"));
+            }
+        }
+        if let Some(c) = r.cpu() {
+            if let Some(q) = c.quota().filter(|&q| q != -1 && q < 1000) {
+                return Err(Unsupported::Cpu {
+                    field: "quota",
+                    value: q,
+                });
+            }
+            if let Some(p) = c.period().filter(|&p| !(1000..=1_000_000).contains(&p)) {
+                return Err(Unsupported::Cpu {
+                    field: "period",
+                    value: p as i64,
+                });
+            }
+            if let Some(s) = c.shares().filter(|&s| !(2..=262_144).contains(&s)) {
+                return Err(Unsupported::Cpu {
+                    field: "shares",
+                    value: s as i64,
+                });
+            }
+            if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+                return Err(Unsupported::Field("linux.resources.cpu.realtime*"));
+            }
+        }
+        if let Some(l) = r
+            .pids()
+            .as_ref()
+            .map(|p| p.limit())
+            .filter(|&l| l != -1 && l < 1)
+        {
+            return Err(Unsupported::Pids(l));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! Commands that change a container: create, start, run, kill, delete,
+//! pause, resume.
+
+use std::{
+    process::ExitCode,
+    sync::atomic::{AtomicI32, Ordering},
+};
+
+use anyhow::{Context as _, bail};
+use boxrun::{
+    bundle::Bundle,
+    container::{self, cgroup_of, current_status},
+    id,
+    phases::Marks,
+    state::{Root, Status},
+};
+use nix::{
+    sys::{
+        signal::Signal,
+        wait::{WaitStatus, waitpid},
+    },
+    unistd::Pid,
+};
+
+use super::CreateArgs;
+
+fn do_create(root: &Root, c: &CreateArgs) -> anyhow::Result<container::Created> {
+    id::check(&c.id)?;
+    let mut marks = Marks::open(c.phase_marks.as_deref())
+        .with_context(|| format!("--phase-marks {:?}", c.phase_marks))?;
+    let bundle = Bundle::load(&c.bundle)?;
+    marks.mark("spec_parsed");
+    let dir = root.create(&c.id)?;
+    let created = container::create(dir, &bundle, marks)?;
+    if let Some(p) = &c.pid_file {
+        std::fs::write(p, created.pid.to_string())
+            .with_context(|| format!("writing --pid-file {}", p.display()))?;
+    }
+    Ok(created)
+}
+
+pub fn create(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
+    do_create(root, c)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn start(root: &Root, id: &str) -> anyhow::Result<ExitCode> {
+    let dir = root.open(id)?;
+    let mut st = dir.load()?;
+    container::start(&dir, &mut st)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The init's pid, for the signal handler of `run`.
+static INIT: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = INIT.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+pub fn run(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
+    let created = do_create(root, c)?;
+    INIT.store(created.pid, Ordering::Relaxed);
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
+        // SAFETY: installing a handler that only calls kill(2).
+        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
+    }
+    let result = (|| {
+        let dir = root.open(&c.id)?;
+        let mut st = dir.load()?;
+        container::start(&dir, &mut st)?;
+        drop(dir);
+        // The init is our child: its status is the container's.
+        loop {
+            match waitpid(Pid::from_raw(created.pid), None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as u8),
+                Ok(_) => continue,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(anyhow::Error::from(e).context("waiting for the container")),
+            }
+        }
+    })();
+    let deleted = remove(root, &c.id, true);
+    let code = result?;
+    deleted?;
+    Ok(ExitCode::from(code))
+}
+
+fn parse_signal(s: &str) -> anyhow::Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).with_context(|| format!("unknown signal {s}"));
+    }
+    let name = s.to_ascii_uppercase();
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
+    name.parse::<Signal>()
+        .with_context(|| format!("unknown signal `{s}`"))
+}
+
+pub fn kill(root: &Root, id: &str, signal: &str, all: bool) -> anyhow::Result<ExitCode> {
+    let sig = parse_signal(signal)?;
+    let dir = root.open(id)?;
+    let st = dir.load()?;
+    let status = current_status(&dir.dir, &st);
+    if matches!(status, Status::Stopped) {
+        bail!("container `{id}` is not running");
+    }
+    if all {
+        for pid in cgroup_of(&st).pids()? {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+        }
+    } else {
+        nix::sys::signal::kill(Pid::from_raw(st.pid), sig)
+            .with_context(|| format!("signalling pid {}", st.pid))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Kills what is left (with `force`), removes cgroups and the state dir.
+fn remove(root: &Root, id: &str, force: bool) -> anyhow::Result<()> {
+    let dir = root.open(id)?;
+    // A killed `create` may have left no state.json: force cleans the dir.
+    let st = match dir.load() {
+        Ok(st) => st,
+        Err(e) if force => {
+            tracing::warn!("{e}; removing the state directory");
+            dir.remove()?;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let status = current_status(&dir.dir, &st);
+    if !force && !matches!(status, Status::Stopped | Status::Created) {
+        bail!("container `{id}` is {status:?}: stop it first or use --force");
+    }
+    container::cleanup(&st);
+    dir.remove()?;
+    Ok(())
+}
+
+pub fn delete(root: &Root, id: &str, force: bool) -> anyhow::Result<ExitCode> {
+    remove(root, id, force)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pause(root: &Root, id: &str, freeze: bool) -> anyhow::Result<ExitCode> {
+    let dir = root.open(id)?;
+    let st = dir.load()?;
+    let status = current_status(&dir.dir, &st);
+    let cg = cgroup_of(&st);
+    match (freeze, status) {
+        (true, Status::Running) => cg.freeze()?,
+        (false, Status::Paused) => cg.thaw()?,
+        (true, s) => bail!("container `{id}` is {s:?}, not running"),
+        (false, s) => bail!("container `{id}` is {s:?}, not paused"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,133 @@
+//! Command-line interface: runc's commands and global flags. Errors end
+//! here as anyhow; library modules keep typed errors.
+
+mod lifecycle;
+mod query;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use boxrun::state::{DEFAULT_ROOT, Root};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "boxrun", version, about = "A minimal OCI runtime")]
+pub struct Args {
+    /// Directory of container state.
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
+    pub root: PathBuf,
+    /// Debug logging to stderr.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Accepted for runc compatibility (log file); boxrun logs to stderr.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Accepted for runc compatibility; boxrun logs text.
+    #[arg(long = "log-format", global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The bundle directory (holding config.json).
+    #[arg(long, short, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the init's pid to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Append CLOCK_MONOTONIC phase marks (`NAME NS` lines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub phase_marks: Option<PathBuf>,
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a default config.json in the bundle directory.
+    Spec {
+        #[arg(long, short, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// Create a container: its init waits for `start`.
+    Create(CreateArgs),
+    /// Start a created container.
+    Start { id: String },
+    /// Create, start, wait, delete; exit with the container's status.
+    Run(CreateArgs),
+    /// Print the OCI state of a container as JSON.
+    State { id: String },
+    /// Send a signal (default SIGTERM) to the container's init, or with
+    /// --all to every process in it.
+    Kill {
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+        #[arg(long, short)]
+        all: bool,
+    },
+    /// Delete a stopped container; --force kills a running one first.
+    Delete {
+        id: String,
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// List containers.
+    List {
+        /// `table` or `json`.
+        #[arg(long, short, default_value = "table")]
+        format: String,
+    },
+    /// Freeze every process of the container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List the pids in the container.
+    Ps {
+        id: String,
+        #[arg(long, short, default_value = "table")]
+        format: String,
+    },
+    /// Print events as JSON lines: `oom` when the container is OOM-killed;
+    /// with --stats, one statistics object and exit.
+    Events {
+        id: String,
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between statistics samples.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+    },
+}
+
+pub fn init_logging(debug: bool) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(if debug { "debug" } else { "warn" }));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = Root::new(&args.root);
+    match args.command {
+        Command::Spec { bundle } => query::spec(&bundle),
+        Command::Create(c) => lifecycle::create(&root, &c),
+        Command::Start { id } => lifecycle::start(&root, &id),
+        Command::Run(c) => lifecycle::run(&root, &c),
+        Command::State { id } => query::state(&root, &id),
+        Command::Kill { id, signal, all } => lifecycle::kill(&root, &id, &signal, all),
+        Command::Delete { id, force } => lifecycle::delete(&root, &id, force),
+        Command::List { format } => query::list(&root, &format),
+        Command::Pause { id } => lifecycle::pause(&root, &id, true),
+        Command::Resume { id } => lifecycle::pause(&root, &id, false),
+        Command::Ps { id, format } => query::ps(&root, &id, &format),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => query::events(&root, &id, stats, interval),
+    }
+}

@@ -1,0 +1,309 @@
+//! The container's init process, between clone3 and exec: it receives the
+//! go-ahead from boxrun, builds the container's world, reports ready, then
+//! waits on the exec fifo until `start` and execs the workload.
+
+use std::{
+    ffi::CString,
+    fs::File,
+    io::{Read as _, Write as _},
+    os::{
+        fd::{AsRawFd as _, OwnedFd},
+        unix::{fs::OpenOptionsExt as _, net::UnixStream},
+    },
+    path::{Path, PathBuf},
+};
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::{
+    sched::{CloneFlags, setns},
+    unistd::{Gid, Uid, chdir, chroot, execvpe, sethostname, setresgid, setresuid},
+};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use thiserror::Error;
+
+use super::rootfs::{self, RootfsError};
+use crate::phases::Marks;
+
+#[derive(Debug, Error)]
+pub enum InitError {
+    #[error("waiting for boxrun: {0}")]
+    Sync(std::io::Error),
+    #[error("joining {typ} namespace {path}: {source}")]
+    Join {
+        typ: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error("{what}: {source}")]
+    Sys { what: String, source: nix::Error },
+    #[error("unknown rlimit `{0}` in process.rlimits")]
+    Rlimit(String),
+    #[error("capability `{0}` in process.capabilities: {1}")]
+    Capability(String, String),
+    #[error("opening the exec fifo: {0}")]
+    Fifo(std::io::Error),
+    #[error("executing {path:?}: {source}")]
+    Exec { path: String, source: nix::Error },
+    #[error("process.{field} contains a NUL byte")]
+    Nul { field: &'static str },
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
+    let what = what.into();
+    move |source| InitError::Sys { what, source }
+}
+
+/// Everything the init needs, prepared by the parent before clone3.
+pub struct InitContext<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub cgroup_dirs: &'a [PathBuf],
+    pub cgroup_v2: bool,
+    /// Namespaces to join by path: (type, path).
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    pub has_mount_ns: bool,
+    pub has_uts_ns: bool,
+    pub fifo: &'a Path,
+    pub marks: Marks,
+    /// Inherited fds the init must not keep (the state lock).
+    pub close: Vec<std::os::fd::RawFd>,
+}
+
+/// Runs in the child; never returns.
+pub fn run(mut ctx: InitContext<'_>, mut sock: UnixStream) -> ! {
+    for fd in &ctx.close {
+        // SAFETY: closing an fd this process owns a copy of.
+        unsafe { libc::close(*fd) };
+    }
+    let err = match setup(&mut ctx, &mut sock) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = sock.write_all(format!("error:{err}").as_bytes());
+    // SAFETY: _exit skips the parent's atexit handlers and buffers.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, InitError> {
+    // Wait for the go-ahead: cgroup joined, id maps written.
+    let mut buf = [0u8; 2];
+    sock.read_exact(&mut buf).map_err(InitError::Sync)?;
+
+    for (typ, path) in &ctx.join {
+        let f = File::open(path).map_err(|source| InitError::Join {
+            typ: typ.to_string(),
+            path: path.clone(),
+            source,
+        })?;
+        setns(&f, CloneFlags::from_bits_truncate(*typ as i32)).map_err(|e| InitError::Join {
+            typ: typ.to_string(),
+            path: path.clone(),
+            source: e.into(),
+        })?;
+    }
+    ctx.marks.mark("namespaces_set");
+
+    // The fifo lives on the host: hold it by O_PATH across pivot_root.
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(ctx.fifo)
+        .map_err(InitError::Fifo)?;
+
+    let spec = ctx.spec;
+    if ctx.has_mount_ns {
+        rootfs::setup(spec, ctx.rootfs, ctx.cgroup_dirs, ctx.cgroup_v2)?;
+        ctx.marks.mark("pivoted");
+    } else {
+        // Without a mount namespace pivot_root would move the host's root.
+        chroot(ctx.rootfs).map_err(sys("chroot"))?;
+        chdir("/").map_err(sys("chdir /"))?;
+        ctx.marks.mark("chrooted");
+    }
+
+    if ctx.has_uts_ns {
+        if let Some(h) = spec.hostname() {
+            sethostname(h).map_err(sys(format!("sethostname {h}")))?;
+        }
+        if let Some(d) = spec.domainname() {
+            let c = CString::new(d.as_str()).map_err(|_| InitError::Nul {
+                field: "domainname",
+            })?;
+            // SAFETY: valid C string and length.
+            if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {
+                return Err(sys("setdomainname")(nix::Error::last()));
+            }
+        }
+    }
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        for (k, v) in sysctl {
+            let p = Path::new("/proc/sys").join(k.replace('.', "/"));
+            std::fs::write(&p, v).map_err(|e| InitError::Sys {
+                what: format!("sysctl {k}={v}"),
+                source: nix::Error::try_from(e).unwrap_or(nix::Error::EIO),
+            })?;
+        }
+    }
+
+    let process = spec.process().as_ref().expect("checked by Bundle::load");
+    for rl in process.rlimits().iter().flatten() {
+        let name = rl.typ().to_string();
+        let res = rlimit_number(&name).ok_or_else(|| InitError::Rlimit(name.clone()))?;
+        let lim = libc::rlimit {
+            rlim_cur: rl.soft(),
+            rlim_max: rl.hard(),
+        };
+        // SAFETY: valid resource number and struct.
+        if unsafe { libc::setrlimit(res, &lim) } != 0 {
+            return Err(sys(format!("setrlimit {name}"))(nix::Error::last()));
+        }
+    }
+
+    // Identity: keep capabilities across the uid change, then set them.
+    let user = process.user();
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|&g| Gid::from_raw(g))
+        .collect();
+    if nix::unistd::setgroups(&gids).is_err() && !gids.is_empty() {
+        return Err(sys("setgroups")(nix::Error::last()));
+    }
+    let gid = Gid::from_raw(user.gid());
+    setresgid(gid, gid, gid).map_err(sys(format!("setgid {gid}")))?;
+    let uid = Uid::from_raw(user.uid());
+    setresuid(uid, uid, uid).map_err(sys(format!("setuid {uid}")))?;
+    apply_capabilities(process.capabilities().as_ref())?;
+    if process.no_new_privileges() == Some(true) {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(sys("PR_SET_NO_NEW_PRIVS")(nix::Error::last()));
+        }
+    }
+    chdir(process.cwd()).map_err(sys(format!("chdir {}", process.cwd().display())))?;
+
+    let to_c = |s: &str, field| CString::new(s).map_err(|_| InitError::Nul { field });
+    let args: Vec<CString> = process
+        .args()
+        .iter()
+        .flatten()
+        .map(|a| to_c(a, "args"))
+        .collect::<Result<_, _>>()?;
+    let env: Vec<CString> = process
+        .env()
+        .iter()
+        .flatten()
+        .map(|e| to_c(e, "env"))
+        .collect::<Result<_, _>>()?;
+    // execvpe searches PATH of the calling process: give it the container's.
+    if let Some(path) = process
+        .env()
+        .iter()
+        .flatten()
+        .find_map(|e| e.strip_prefix("PATH="))
+    {
+        // SAFETY: single-threaded child; nothing reads the environment concurrently.
+        unsafe { std::env::set_var("PATH", path) };
+    }
+
+    sock.write_all(b"ready").map_err(InitError::Sync)?;
+    // boxrun reads until end of file: it must not wait for our exec.
+    let _ = sock.shutdown(std::net::Shutdown::Both);
+    // Block until `start` opens the fifo's read end.
+    let mut w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", fifo.as_raw_fd()))
+        .map_err(InitError::Fifo)?;
+    w.write_all(b"0").map_err(InitError::Fifo)?;
+    drop(w);
+    drop::<OwnedFd>(fifo.into());
+    ctx.marks.mark("exec");
+    let e = execvpe(&args[0], &args, &env).unwrap_err();
+    Err(InitError::Exec {
+        path: args[0].to_string_lossy().into_owned(),
+        source: e,
+    })
+}
+
+fn rlimit_number(name: &str) -> Option<libc::__rlimit_resource_t> {
+    Some(match name {
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        _ => return None,
+    })
+}
+
+fn cap_set(
+    names: Option<&std::collections::HashSet<oci_spec::runtime::Capability>>,
+) -> Result<CapsHashSet, InitError> {
+    let mut out = CapsHashSet::new();
+    for c in names.into_iter().flatten() {
+        let name = c.to_string();
+        let name = if name.starts_with("CAP_") {
+            name
+        } else {
+            format!("CAP_{name}")
+        };
+        let cap: Capability = name.parse().map_err(|e: caps::errors::CapsError| {
+            InitError::Capability(name.clone(), e.to_string())
+        })?;
+        out.insert(cap);
+    }
+    Ok(out)
+}
+
+/// All five sets, as the spec gives them; absent sets are emptied.
+fn apply_capabilities(c: Option<&oci_spec::runtime::LinuxCapabilities>) -> Result<(), InitError> {
+    let get = |f: fn(&oci_spec::runtime::LinuxCapabilities) -> &Option<_>| {
+        cap_set(c.and_then(|c| f(c).as_ref()))
+    };
+    let bounding = get(|c| c.bounding())?;
+    let effective = get(|c| c.effective())?;
+    let permitted = get(|c| c.permitted())?;
+    let inheritable = get(|c| c.inheritable())?;
+    let ambient = get(|c| c.ambient())?;
+    let err = |what: &'static str| {
+        move |e: caps::errors::CapsError| InitError::Capability(what.to_owned(), e.to_string())
+    };
+    for cap in caps::all() {
+        if !bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(err("bounding"))?;
+        }
+    }
+    // The kernel checks each capset against the current sets: shrink the
+    // effective set first, it must stay within the permitted one.
+    caps::set(None, CapSet::Effective, &effective).map_err(err("effective"))?;
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(err("inheritable"))?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(err("permitted"))?;
+    caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
+    // The kernel only lets a capability be ambient when it is permitted
+    // and inheritable; runc's default spec lists ambient ones without an
+    // inheritable set, and runc skips them too.
+    for cap in ambient.intersection(&permitted) {
+        if inheritable.contains(cap) {
+            caps::raise(None, CapSet::Ambient, *cap).map_err(err("ambient"))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! Creating a container: its cgroup, its process in new namespaces, and
+//! the split between `create` (init waits before exec) and `start`.
+
+mod init;
+mod mount_opts;
+mod paths;
+mod rootfs;
+
+use std::{
+    io::{Read as _, Write as _},
+    os::{
+        fd::AsRawFd as _,
+        unix::{fs::OpenOptionsExt as _, net::UnixStream},
+    },
+    path::{Path, PathBuf},
+};
+
+use nix::{sys::stat::Mode, unistd::mkfifo};
+use oci_spec::runtime::LinuxNamespaceType;
+use thiserror::Error;
+
+use crate::{
+    bundle::Bundle,
+    cgroup::{self, Cgroup, CgroupError},
+    phases::{Marks, now_ns},
+    state::{self, Locked, State, StateError, Status},
+};
+
+pub use paths::{PathError, resolve_in_root};
+
+#[derive(Debug, Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("clone3: {0}")]
+    Clone(nix::Error),
+    #[error("writing {path}: {source}")]
+    IdMap {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("container init failed: {0}")]
+    Init(String),
+    #[error("container init exited before it was ready")]
+    InitDied,
+    #[error("joining an existing {0} namespace by path is not supported yet (linux.namespaces)")]
+    JoinUnsupported(String),
+    #[error("container `{id}` is {status:?}, not created")]
+    NotCreated { id: String, status: Status },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let what = what.into();
+    move |source| ContainerError::Io { what, source }
+}
+
+/// `struct clone_args` of clone3(2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A created container whose init waits for `start`.
+#[derive(Debug)]
+pub struct Created {
+    pub state: State,
+    /// The init's pid (our child when created in this process).
+    pub pid: i32,
+}
+
+/// The cgroup path of a container: the spec's, or its id below ours.
+fn cgroups_path(bundle: &Bundle, id: &str) -> PathBuf {
+    bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_else(|| PathBuf::from(id))
+}
+
+/// Creates container `id` from `bundle` under `dir`: returns once its init
+/// is set up and waiting on the exec fifo. On any failure everything made
+/// so far is removed.
+pub fn create(dir: Locked, bundle: &Bundle, mut marks: Marks) -> Result<Created, ContainerError> {
+    let id = dir.id.clone();
+    let mut st = State {
+        oci_version: bundle.spec.version().clone(),
+        id: id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        bundle: bundle.dir.clone(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        init_start_time: 0,
+        cgroups: Vec::new(),
+        owns_cgroups: true,
+        created_ns: now_ns(),
+    };
+    // Saved first, so that `delete --force` finds whatever a killed
+    // create leaves behind.
+    dir.save(&st)?;
+    match create_inner(&dir, bundle, &mut st, &mut marks) {
+        Ok(pid) => Ok(Created { state: st, pid }),
+        Err(e) => {
+            cleanup(&st);
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+/// Kills the init and removes the cgroups of `st`.
+pub fn cleanup(st: &State) {
+    if st.pid > 0 && state::init_alive(st) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(st.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    if st.owns_cgroups && !st.cgroups.is_empty() {
+        let cg = Cgroup {
+            driver: driver_of(st),
+            dirs: st.cgroups.clone(),
+        };
+        if let Err(e) = cg.destroy() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+pub fn driver_of(st: &State) -> cgroup::Driver {
+    if st.cgroups.len() == 1 && !st.cgroups[0].starts_with("/sys/fs/cgroup/memory") {
+        cgroup::detect()
+    } else {
+        cgroup::Driver::V1
+    }
+}
+
+fn create_inner(
+    dir: &Locked,
+    bundle: &Bundle,
+    st: &mut State,
+    marks: &mut Marks,
+) -> Result<i32, ContainerError> {
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref();
+    let fifo = dir.fifo();
+    mkfifo(&fifo, Mode::from_bits_truncate(0o600))
+        .map_err(|e| io(format!("mkfifo {}", fifo.display()))(e.into()))?;
+
+    let driver = cgroup::detect();
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    let cg = Cgroup::create(driver, &cgroups_path(bundle, &st.id), resources)?;
+    st.cgroups = cg.dirs.clone();
+    dir.save(st)?;
+    marks.mark("cgroup_ready");
+
+    let mut flags = 0u64;
+    let mut join = Vec::new();
+    let mut user_ns = false;
+    for ns in linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        match ns.path() {
+            Some(p) => {
+                if matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::User) {
+                    return Err(ContainerError::JoinUnsupported(ns.typ().to_string()));
+                }
+                join.push((ns.typ(), p.clone()));
+            }
+            None => {
+                flags |= ns.typ() as u64;
+                user_ns |= ns.typ() == LinuxNamespaceType::User;
+            }
+        }
+    }
+    let has = |t: LinuxNamespaceType| flags & t as u64 != 0 || join.iter().any(|(j, _)| *j == t);
+    let ctx = init::InitContext {
+        spec,
+        rootfs: &bundle.rootfs,
+        cgroup_dirs: &cg.dirs,
+        cgroup_v2: driver == cgroup::Driver::V2,
+        has_mount_ns: has(LinuxNamespaceType::Mount),
+        has_uts_ns: has(LinuxNamespaceType::Uts),
+        join,
+        fifo: &fifo,
+        marks: marks.try_clone().map_err(io("phase marks"))?,
+        close: vec![dir.lock_fd()],
+    };
+
+    let (mut parent_sock, child_sock) = UnixStream::pair().map_err(io("socketpair"))?;
+    let cgroup_fd = match cg.v2_dir() {
+        Some(d) => Some(std::fs::File::open(d).map_err(io(format!("open {}", d.display())))?),
+        None => None,
+    };
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(f) = &cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = f.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 without CLONE_VM is a fork; boxrun is single-threaded,
+    // so the child may run ordinary code until it execs or exits.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid < 0 {
+        return Err(ContainerError::Clone(nix::Error::last()));
+    }
+    if pid == 0 {
+        drop(parent_sock);
+        init::run(ctx, child_sock);
+    }
+    let pid = pid as i32;
+    drop(child_sock);
+    marks.mark("cloned");
+    st.pid = pid;
+    st.init_start_time = state::start_time(pid).unwrap_or(0);
+    dir.save(st)?;
+
+    if cgroup_fd.is_none() {
+        cg.add(pid)?;
+    }
+    if user_ns {
+        write_id_maps(pid, linux.expect("user ns implies linux"))?;
+    }
+    parent_sock
+        .write_all(b"go")
+        .map_err(io("signalling the init"))?;
+    let mut reply = String::new();
+    parent_sock
+        .read_to_string(&mut reply)
+        .map_err(io("waiting for the init"))?;
+    match reply.as_str() {
+        "ready" => {}
+        "" => return Err(ContainerError::InitDied),
+        r => {
+            return Err(ContainerError::Init(
+                r.strip_prefix("error:").unwrap_or(r).to_owned(),
+            ));
+        }
+    }
+    marks.mark("created");
+    st.status = Status::Created;
+    dir.save(st)?;
+    Ok(pid)
+}
+
+fn write_id_maps(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<(), ContainerError> {
+    let fmt = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let w = |file: &str, data: String| {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, data).map_err(|source| ContainerError::IdMap { path, source })
+    };
+    w("uid_map", fmt(linux.uid_mappings()))?;
+    // Older kernels have no setgroups file: nothing to allow there.
+    let _ = w("setgroups", "allow".to_owned());
+    w("gid_map", fmt(linux.gid_mappings()))?;
+    Ok(())
+}
+
+/// Releases a created container's init: it execs the workload.
+pub fn start(dir: &Locked, st: &mut State) -> Result<(), ContainerError> {
+    let fifo = dir.fifo();
+    if st.status != Status::Created || !fifo.exists() || !state::init_alive(st) {
+        return Err(ContainerError::NotCreated {
+            id: st.id.clone(),
+            status: current_status(dir.dir.as_path(), st),
+        });
+    }
+    // Non-blocking: if the init died before opening its end, reading
+    // would otherwise wait forever.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .map_err(io(format!("open {}", fifo.display())))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut b = [0u8; 1];
+    loop {
+        match f.read(&mut b) {
+            Ok(1) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(io("releasing the init")(e)),
+        }
+        if !state::init_alive(st) || std::time::Instant::now() > deadline {
+            return Err(ContainerError::InitDied);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let _ = std::fs::remove_file(&fifo);
+    st.status = Status::Running;
+    dir.save(st)?;
+    Ok(())
+}
+
+/// The live status of a container, from its init and cgroup.
+pub fn current_status(dir: &Path, st: &State) -> Status {
+    if st.status == Status::Creating {
+        return if state::init_alive(st) {
+            Status::Creating
+        } else {
+            Status::Stopped
+        };
+    }
+    if !state::init_alive(st) {
+        return Status::Stopped;
+    }
+    if dir.join(state::EXEC_FIFO).exists() {
+        return Status::Created;
+    }
+    if is_frozen(st) {
+        return Status::Paused;
+    }
+    Status::Running
+}
+
+fn is_frozen(st: &State) -> bool {
+    st.cgroups.iter().any(|d| {
+        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            || std::fs::read_to_string(d.join("cgroup.events"))
+                .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
+    })
+}
+
+/// The container's cgroup as recorded in its state.
+pub fn cgroup_of(st: &State) -> Cgroup {
+    Cgroup {
+        driver: driver_of(st),
+        dirs: st.cgroups.clone(),
+    }
+}

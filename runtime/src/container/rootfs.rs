@@ -1,0 +1,379 @@
+//! The container's filesystem view, set up by the init process inside its
+//! new mount namespace: propagation, the spec's mounts, default devices,
+//! pivot_root, masked and read-only paths.
+
+use std::{
+    fs,
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+};
+
+use nix::{
+    mount::{MntFlags, MsFlags, mount, umount2},
+    sys::stat::{Mode, SFlag, makedev, mknod},
+    unistd::{chdir, pivot_root},
+};
+use oci_spec::runtime::{Mount, Spec};
+use thiserror::Error;
+
+use super::{
+    mount_opts::{self, MountOpts},
+    paths::{PathError, resolve_in_root},
+};
+
+#[derive(Debug, Error)]
+pub enum RootfsError {
+    #[error("mount destination {dest}: {source}")]
+    Path {
+        dest: String,
+        #[source]
+        source: PathError,
+    },
+    #[error("{what} {target}: {source}")]
+    Sys {
+        what: &'static str,
+        target: PathBuf,
+        source: nix::Error,
+    },
+    #[error("creating {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mount {dest}: type `{typ}` needs a source")]
+    NoSource { dest: String, typ: String },
+}
+
+fn sys<'a>(what: &'static str, target: &'a Path) -> impl FnOnce(nix::Error) -> RootfsError + 'a {
+    move |source| RootfsError::Sys {
+        what,
+        target: target.to_owned(),
+        source,
+    }
+}
+
+/// Sets up the mounts and pivots into `rootfs`. `cgroup_dirs` are the
+/// container's cgroup directories, bind-mounted where the spec mounts a
+/// `cgroup` filesystem on a v1 host.
+pub fn setup(
+    spec: &Spec,
+    rootfs: &Path,
+    cgroup_dirs: &[PathBuf],
+    v2: bool,
+) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    // Nothing we mount may propagate back to the host.
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .map_or(MsFlags::MS_SLAVE | MsFlags::MS_REC, mount_opts::propagation);
+    let prop = if prop.is_empty() {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        prop
+    };
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .map_err(sys("set propagation of", Path::new("/")))?;
+    // pivot_root needs the new root to be a mount point.
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind-mount rootfs", rootfs))?;
+
+    let mut dev_is_tmpfs = false;
+    for m in spec.mounts().iter().flatten() {
+        let dest = m.destination().to_string_lossy().into_owned();
+        if dest == "/dev" && m.typ().as_deref() == Some("tmpfs") {
+            dev_is_tmpfs = true;
+        }
+        mount_one(m, rootfs, cgroup_dirs, v2)?;
+    }
+    if dev_is_tmpfs {
+        default_devices(rootfs)?;
+    }
+
+    // pivot_root(".", ".") stacks the old root on the new one; detaching
+    // it leaves only the container's root (no put_old directory needed).
+    chdir(rootfs).map_err(sys("chdir", rootfs))?;
+    pivot_root(".", ".").map_err(sys("pivot_root", rootfs))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach old root", Path::new("/")))?;
+    chdir("/").map_err(sys("chdir", Path::new("/")))?;
+
+    if let Some(l) = linux {
+        for p in l.masked_paths().iter().flatten() {
+            mask(Path::new(p))?;
+        }
+        for p in l.readonly_paths().iter().flatten() {
+            readonly(Path::new(p))?;
+        }
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(sys("remount read-only", Path::new("/")))?;
+    }
+    Ok(())
+}
+
+fn mount_one(
+    m: &Mount,
+    rootfs: &Path,
+    cgroup_dirs: &[PathBuf],
+    v2: bool,
+) -> Result<(), RootfsError> {
+    let dest_s = m.destination().to_string_lossy().into_owned();
+    let dest = resolve_in_root(rootfs, &dest_s).map_err(|source| RootfsError::Path {
+        dest: dest_s.clone(),
+        source,
+    })?;
+    let opts = mount_opts::parse(m.options().as_deref().unwrap_or_default());
+    let typ = m.typ().clone().unwrap_or_default();
+    let source = m.source().clone();
+    if typ == "cgroup" && !v2 {
+        return cgroup_v1(&dest, cgroup_dirs, &opts);
+    }
+    let bind = opts.is_bind() || typ == "bind";
+    // A file bind-mounted needs a file to land on; everything else a dir.
+    let source_is_file = bind && source.as_ref().is_some_and(|s| s.is_file());
+    make_target(&dest, source_is_file)?;
+    let (fstype, src) = match typ.as_str() {
+        "cgroup" => ("cgroup2".to_owned(), PathBuf::from("cgroup2")),
+        "bind" | "" => (String::new(), source.clone().unwrap_or_default()),
+        t => (
+            t.to_owned(),
+            source.clone().unwrap_or_else(|| PathBuf::from(t)),
+        ),
+    };
+    if bind && source.is_none() {
+        return Err(RootfsError::NoSource { dest: dest_s, typ });
+    }
+    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    let flags = if bind {
+        opts.flags
+    } else {
+        opts.flags & !MsFlags::MS_BIND
+    };
+    mount(
+        Some(&src),
+        &dest,
+        (!fstype.is_empty()).then_some(fstype.as_str()),
+        flags & !MsFlags::MS_RDONLY,
+        data,
+    )
+    .or_else(|e| {
+        // Some filesystems refuse options (mqueue/sysfs in user ns): retry plain.
+        if e == nix::Error::EPERM && !bind {
+            mount(
+                Some(&src),
+                &dest,
+                Some(fstype.as_str()),
+                flags,
+                None::<&str>,
+            )
+        } else {
+            Err(e)
+        }
+    })
+    .map_err(sys("mount", &dest))?;
+    // Bind mounts ignore most flags on the first call: remount to apply.
+    if bind && (opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC)) != MsFlags::empty()
+        || opts.flags.contains(MsFlags::MS_RDONLY)
+    {
+        let re = MsFlags::MS_REMOUNT | (opts.flags & !MsFlags::MS_REC);
+        let re = if bind { re | MsFlags::MS_BIND } else { re };
+        mount(
+            None::<&str>,
+            &dest,
+            None::<&str>,
+            re,
+            data.filter(|_| !bind),
+        )
+        .map_err(sys("remount", &dest))?;
+    }
+    if !opts.propagation.is_empty() {
+        mount(
+            None::<&str>,
+            &dest,
+            None::<&str>,
+            opts.propagation,
+            None::<&str>,
+        )
+        .map_err(sys("set propagation of", &dest))?;
+    }
+    Ok(())
+}
+
+/// cgroup v1 in a container: a tmpfs with the container's own hierarchy
+/// directories bind-mounted in, read-only unless the mount says rw.
+fn cgroup_v1(dest: &Path, dirs: &[PathBuf], opts: &MountOpts) -> Result<(), RootfsError> {
+    make_target(dest, false)?;
+    mount(
+        Some("tmpfs"),
+        dest,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )
+    .map_err(sys("mount", dest))?;
+    for d in dirs {
+        let Some(name) = d
+            .strip_prefix("/sys/fs/cgroup")
+            .ok()
+            .and_then(|r| r.components().next())
+        else {
+            continue;
+        };
+        let target = dest.join(name);
+        make_target(&target, false)?;
+        mount(
+            Some(d),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("bind cgroup", &target))?;
+        let ro = opts.flags & MsFlags::MS_RDONLY;
+        mount(
+            None::<&str>,
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | ro,
+            None::<&str>,
+        )
+        .map_err(sys("remount cgroup", &target))?;
+    }
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        mount(
+            None::<&str>,
+            dest,
+            None::<&str>,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            Some("mode=755"),
+        )
+        .map_err(sys("remount", dest))?;
+    }
+    Ok(())
+}
+
+fn make_target(path: &Path, file: bool) -> Result<(), RootfsError> {
+    let err = |source| RootfsError::Create {
+        path: path.to_owned(),
+        source,
+    };
+    if file {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(err)?;
+        }
+        if !path.exists() {
+            fs::File::create(path).map_err(err)?;
+        }
+        Ok(())
+    } else {
+        fs::create_dir_all(path).map_err(err)
+    }
+}
+
+/// The OCI default devices, made in a tmpfs /dev.
+fn default_devices(rootfs: &Path) -> Result<(), RootfsError> {
+    let dev = rootfs.join("dev");
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let p = dev.join(name);
+        if p.exists() {
+            continue;
+        }
+        mknod(
+            &p,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(major, minor),
+        )
+        .map_err(sys("mknod", &p))?;
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        let p = dev.join(link);
+        if fs::symlink_metadata(&p).is_err() {
+            symlink(target, &p).map_err(|source| RootfsError::Create { path: p, source })?;
+        }
+    }
+    Ok(())
+}
+
+/// Hides `path`: /dev/null over a file, an empty read-only tmpfs over a
+/// directory. Missing paths need no hiding.
+fn mask(path: &Path) -> Result<(), RootfsError> {
+    let Ok(meta) = fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    }
+    .map_err(sys("mask", path))
+}
+
+/// Makes `path` read-only by bind-mounting it on itself.
+fn readonly(path: &Path) -> Result<(), RootfsError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind", path))?;
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("remount read-only", path))
+}

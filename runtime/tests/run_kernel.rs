@@ -1,0 +1,148 @@
+//! Root integration tests: `boxrun run` of a busybox bundle on the real
+//! kernel (cgroup v1 here).
+
+use std::{
+    path::Path,
+    process::{Command, Output},
+};
+
+const BOXRUN: &str = env!("CARGO_BIN_EXE_boxrun");
+
+/// A busybox bundle with a minimal config written by hand (the test does
+/// not depend on another runtime's `spec`).
+fn bundle(dir: &Path, args: &[&str], resources: serde_json::Value) {
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["sh", "hostname", "ls", "head", "tr", "cat", "echo", "true"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "hostname": "boxrun-test",
+        "process": {
+            "args": args, "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/bin"], "noNewPrivileges": true
+        },
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}],
+            "resources": resources,
+            "maskedPaths": ["/proc/kcore"],
+            "readonlyPaths": ["/proc/sys"]
+        }
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+}
+
+fn run(id: &str, args: &[&str], resources: serde_json::Value) -> (Output, tempfile::TempDir) {
+    assert!(nix::unistd::geteuid().is_root(), "needs root");
+    let dir = tempfile::tempdir().unwrap();
+    bundle(dir.path(), args, resources);
+    let out = Command::new(BOXRUN)
+        .arg("--root")
+        .arg(dir.path().join("state"))
+        .args(["run", "--bundle"])
+        .arg(dir.path())
+        .arg(id)
+        .output()
+        .unwrap();
+    (out, dir)
+}
+
+fn leftovers(id: &str) -> Vec<String> {
+    ["pids", "cpu", "freezer", "blkio", "devices"]
+        .iter()
+        .map(|c| format!("/sys/fs/cgroup/{c}/{id}"))
+        .filter(|p| Path::new(p).exists())
+        .collect()
+}
+
+#[test]
+fn workload_is_pid_1_with_the_spec_hostname_and_nothing_is_left() {
+    let (out, dir) = run(
+        "br-basic",
+        &[
+            "sh",
+            "-c",
+            "echo pid=$$ host=$(hostname); ls /proc | grep -c '^[0-9]'",
+        ],
+        serde_json::json!({}),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("pid=1 host=boxrun-test"), "{stdout}");
+    // Only the shell and ls: host processes are invisible.
+    let procs: u32 = stdout.lines().last().unwrap().trim().parse().unwrap();
+    assert!(procs <= 3, "{stdout}");
+    assert!(
+        leftovers("br-basic").is_empty(),
+        "{:?}",
+        leftovers("br-basic")
+    );
+    assert!(!dir.path().join("state/br-basic").exists());
+}
+
+#[test]
+fn exit_status_passes_through() {
+    let (out, _d) = run("br-exit", &["sh", "-c", "exit 7"], serde_json::json!({}));
+    assert_eq!(out.status.code(), Some(7));
+}
+
+#[test]
+fn memory_limit_ends_in_an_oom_kill() {
+    let (out, _d) = run(
+        "br-oom",
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 209715200 /dev/zero | tr '\\000' x); echo survived",
+        ],
+        serde_json::json!({"memory": {"limit": 64u64 << 20}}),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(leftovers("br-oom").is_empty());
+}
+
+#[test]
+fn bad_input_is_named_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        "{\n \"ociVersion\": \"1.0.2\",\n \"root\": {\"path\": }\n}",
+    )
+    .unwrap();
+    let out = Command::new(BOXRUN)
+        .arg("--root")
+        .arg(dir.path().join("state"))
+        .args(["run", "--bundle"])
+        .arg(dir.path())
+        .arg("br-bad")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("config.json:3:"), "{err}");
+    assert!(!dir.path().join("state/br-bad").exists());
+    let out = Command::new(BOXRUN)
+        .args(["--root", "/tmp", "run", "--bundle", "/nonexistent", "../x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("container id `../x`"));
+}
