@@ -33,7 +33,7 @@ pub struct Attribution {
 }
 
 /// /proc lookups per container before giving up on its namespaces.
-const MAX_NS_TRIES: u8 = 16;
+const MAX_NS_TRIES: u8 = 4;
 
 /// /proc lookups per container before giving up on its id.
 const MAX_PROC_TRIES: u8 = 4;
