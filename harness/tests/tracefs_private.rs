@@ -29,5 +29,8 @@ fn tracefs_is_mounted_privately_and_not_left_behind() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{out}\n{err}");
     assert!(err.contains("unshare      CLONE_NEWUTS = 0"), "{err}");
-    assert!(out.contains("tracefs mounts after: 0"), "boxtrace left tracefs mounted: {out}");
+    assert!(
+        out.contains("tracefs mounts after: 0"),
+        "boxtrace left tracefs mounted: {out}"
+    );
 }
