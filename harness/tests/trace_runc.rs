@@ -48,17 +48,6 @@ fn runc_run_is_traced_from_cgroup_to_exit_in_order() {
         .filter(|e| e["container_start"] == true)
         .count();
     assert_eq!(starts, 1, "one container, one start");
-    // Its namespaces differ from the host's (ours).
-    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
-    let host_mnt = format!("{}", host_mnt.display());
-    let ns = events
-        .iter()
-        .find(|e| e["namespaces"].is_object())
-        .unwrap_or_else(|| panic!("no namespaces reported: {events:?}"));
-    assert_eq!(u(ns, "container"), key);
-    let mnt = u(&ns["namespaces"], "mnt");
-    assert!(!host_mnt.contains(&mnt.to_string()), "{ns}");
-    assert!(u(&ns["namespaces"], "pid") > 0);
 
     let mine: Vec<&Value> = events.iter().filter(|e| u(e, "container") == key).collect();
     let find = |kind: &str, pred: &dyn Fn(&Value) -> bool| -> Value {
@@ -145,6 +134,18 @@ fn oom_kill_is_attributed_to_the_container() {
         .unwrap_or_else(|| panic!("victim never exited: {events:?}"));
     assert_eq!(exit["status"], serde_json::json!({"signal": 9}));
     assert!(u(exit, "ts_ns") > u(v, "ts_ns"));
+    // The shell lived long enough for its namespaces to be looked up:
+    // they differ from the host's (ours).
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let host_mnt = format!("{}", host_mnt.display());
+    let ns = events
+        .iter()
+        .find(|e| e["namespaces"].is_object())
+        .unwrap_or_else(|| panic!("no namespaces reported: {events:?}"));
+    assert_eq!(u(ns, "container"), key);
+    let mnt = u(&ns["namespaces"], "mnt");
+    assert!(!host_mnt.contains(&mnt.to_string()), "{ns}");
+    assert!(u(&ns["namespaces"], "pid") > 0);
 }
 
 #[test]

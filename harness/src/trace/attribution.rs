@@ -28,12 +28,14 @@ pub struct Attribution {
     proc_tries: HashMap<u32, u8>,
     /// Namespace lookups made per container; MAX_NS_TRIES once reported.
     ns_tries: HashMap<u32, u8>,
+    /// The (container, task) last looked up.
+    ns_tried_task: (u32, u32),
     /// boxtrace's own cgroups: hierarchy id -> path.
     own_cgroups: Option<HashMap<String, String>>,
 }
 
 /// /proc lookups per container before giving up on its namespaces.
-const MAX_NS_TRIES: u8 = 4;
+const MAX_NS_TRIES: u8 = 32;
 
 /// /proc lookups per container before giving up on its id.
 const MAX_PROC_TRIES: u8 = 4;
@@ -166,10 +168,13 @@ impl Attribution {
             return;
         }
         let tries = self.ns_tries.entry(container).or_insert(0);
-        if *tries >= MAX_NS_TRIES {
+        // One look per task: a batch of events of a task that has exited
+        // must not use up the container's tries.
+        if *tries >= MAX_NS_TRIES || self.ns_tried_task == (container, task) {
             return;
         }
         *tries += 1;
+        self.ns_tried_task = (container, task);
         ev.namespaces = namespaces_of(task);
         if ev.namespaces.is_some() {
             *tries = MAX_NS_TRIES;
