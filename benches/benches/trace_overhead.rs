@@ -15,9 +15,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-fn boxtrace_bin() -> PathBuf {
+/// The boxtrace to measure: release for `cargo bench`; under `cargo test`
+/// the debug build cargo just made (a release one may be stale).
+fn boxtrace_bin(full: bool) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for p in ["target/release/boxtrace", "target/debug/boxtrace"] {
+    let order: &[&str] = if full {
+        &["target/release/boxtrace", "target/debug/boxtrace"]
+    } else {
+        &["target/debug/boxtrace", "target/release/boxtrace"]
+    };
+    for p in order {
         let p = root.join(p);
         if p.exists() {
             return p;
@@ -52,8 +59,8 @@ fn bundle(dir: &Path) {
 struct Tracer(Child);
 
 impl Tracer {
-    fn start() -> Self {
-        let mut child = Command::new(boxtrace_bin())
+    fn start(full: bool) -> Self {
+        let mut child = Command::new(boxtrace_bin(full))
             .args(["trace", "--all", "--quiet"])
             .stderr(Stdio::piped())
             .spawn()
@@ -113,7 +120,7 @@ fn main() {
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for _ in 0..blocks {
         off.extend((0..per_block).map(|_| run()));
-        let _tracer = Tracer::start();
+        let _tracer = Tracer::start(full);
         on.extend((0..per_block).map(|_| run()));
     }
     let (m_off, m_on) = (median(&mut off), median(&mut on));
