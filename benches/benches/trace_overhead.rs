@@ -124,6 +124,9 @@ fn main() {
         on.extend((0..per_block).map(|_| run()));
     }
     let (m_off, m_on) = (median(&mut off), median(&mut on));
+    if !full {
+        print!("smoke check under cargo test (debug build, not a measurement): ");
+    }
     println!(
         "runc run /bin/true, {} starts each: untraced median {:.2} ms, traced (--all) median {:.2} ms, ratio {:.3}",
         off.len(),
