@@ -3,11 +3,13 @@
 //!
 //! One concern per module: `bundle` reads and checks config.json, `state`
 //! keeps what a container is across commands, `cgroup` applies limits
-//! (v1 and v2 drivers), `container` creates the process and its world.
+//! (v1 and v2 drivers), `container` creates the process and its world,
+//! `seccomp` compiles the spec's filter.
 
 pub mod bundle;
 pub mod cgroup;
 pub mod container;
 pub mod id;
 pub mod phases;
+pub mod seccomp;
 pub mod state;

@@ -1,67 +1,19 @@
 //! Root integration tests: `boxrun run` of a busybox bundle on the real
 //! kernel (cgroup v1 here).
 
-use std::{
-    path::Path,
-    process::{Command, Output},
-};
+mod common;
 
-const BOXRUN: &str = env!("CARGO_BIN_EXE_boxrun");
+use std::process::{Command, Output};
 
-/// A busybox bundle with a minimal config written by hand (the test does
-/// not depend on another runtime's `spec`).
-fn bundle(dir: &Path, args: &[&str], resources: serde_json::Value) {
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "proc", "sys", "dev", "tmp"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for a in ["sh", "hostname", "ls", "head", "tr", "cat", "echo", "true"] {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
-    }
-    let config = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "root": {"path": "rootfs"},
-        "hostname": "boxrun-test",
-        "process": {
-            "args": args, "cwd": "/", "user": {"uid": 0, "gid": 0},
-            "env": ["PATH=/bin"], "noNewPrivileges": true
-        },
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}
-        ],
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}],
-            "resources": resources,
-            "maskedPaths": ["/proc/kcore"],
-            "readonlyPaths": ["/proc/sys"]
-        }
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+use common::{BOXRUN, TestBundle, cgroup_leftovers};
+
+fn run(id: &str, args: &[&str], resources: serde_json::Value) -> (Output, TestBundle) {
+    let b = TestBundle::new(args, serde_json::json!({"resources": resources}));
+    (b.run(id), b)
 }
 
-fn run(id: &str, args: &[&str], resources: serde_json::Value) -> (Output, tempfile::TempDir) {
-    assert!(nix::unistd::geteuid().is_root(), "needs root");
-    let dir = tempfile::tempdir().unwrap();
-    bundle(dir.path(), args, resources);
-    let out = Command::new(BOXRUN)
-        .arg("--root")
-        .arg(dir.path().join("state"))
-        .args(["run", "--bundle"])
-        .arg(dir.path())
-        .arg(id)
-        .output()
-        .unwrap();
-    (out, dir)
-}
-
-fn leftovers(id: &str) -> Vec<String> {
-    ["pids", "cpu", "freezer", "blkio", "devices"]
-        .iter()
-        .map(|c| format!("/sys/fs/cgroup/{c}/{id}"))
-        .filter(|p| Path::new(p).exists())
-        .collect()
+fn leftovers(id: &str) -> Vec<std::path::PathBuf> {
+    cgroup_leftovers(id)
 }
 
 #[test]
@@ -90,7 +42,7 @@ fn workload_is_pid_1_with_the_spec_hostname_and_nothing_is_left() {
         "{:?}",
         leftovers("br-basic")
     );
-    assert!(!dir.path().join("state/br-basic").exists());
+    assert!(!dir.state_root().join("br-basic").exists());
 }
 
 #[test]

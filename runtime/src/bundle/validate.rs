@@ -26,8 +26,12 @@ pub fn check(spec: &Spec) -> Result<(), Unsupported> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.seccomp().is_some() {
-        return Err(Unsupported::Field("linux.seccomp"));
+    if linux
+        .seccomp()
+        .as_ref()
+        .is_some_and(|s| s.listener_path().is_some())
+    {
+        return Err(Unsupported::Field("linux.seccomp.listenerPath"));
     }
     if linux.intel_rdt().is_some() {
         return Err(Unsupported::Field("linux.intelRdt"));

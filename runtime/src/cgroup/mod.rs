@@ -81,24 +81,32 @@ fn read(path: &Path) -> Result<String, CgroupError> {
 }
 
 impl Cgroup {
-    /// Creates the cgroup for `cgroups_path` (absolute: from the hierarchy
-    /// root; relative: below boxrun's own cgroup) and applies `resources`.
-    pub fn create(
-        driver: Driver,
-        cgroups_path: &Path,
-        resources: Option<&LinuxResources>,
-    ) -> Result<Self, CgroupError> {
-        let cg = match driver {
-            Driver::V1 => v1::create(cgroups_path)?,
-            Driver::V2 => v2::create(cgroups_path)?,
+    /// Where the cgroup for `cgroups_path` goes (absolute: from the
+    /// hierarchy root; relative: below boxrun's own cgroup). Nothing is
+    /// created: the caller records the directories first, so that a
+    /// boxrun killed while creating them leaves a state that finds them.
+    pub fn plan(driver: Driver, cgroups_path: &Path) -> Result<Self, CgroupError> {
+        let dirs = match driver {
+            Driver::V1 => v1::plan(cgroups_path)?,
+            Driver::V2 => vec![v2::plan(cgroups_path)?],
         };
-        if let Some(r) = resources
-            && let Err(e) = cg.apply(r)
-        {
-            let _ = cg.destroy();
-            return Err(e);
+        Ok(Self { driver, dirs })
+    }
+
+    /// Whether any planned directory exists already (then it is not ours
+    /// to remove).
+    pub fn exists(&self) -> bool {
+        self.dirs.iter().any(|d| d.exists())
+    }
+
+    /// Creates the planned directories and applies `resources`. On
+    /// failure the caller removes them, if they are its own.
+    pub fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        match self.driver {
+            Driver::V1 => v1::make(self)?,
+            Driver::V2 => v2::make(self)?,
         }
-        Ok(cg)
+        resources.map_or(Ok(()), |r| self.apply(r))
     }
 
     /// Writes the limits of `resources` (also used by `update`).

@@ -4,7 +4,7 @@ use std::{collections::HashMap, fs, path::PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
-use super::{Cgroup, CgroupError, Driver, read, resolve, settings, write};
+use super::{Cgroup, CgroupError, read, resolve, settings, write};
 
 /// Hierarchies boxrun puts containers in.
 const CONTROLLERS: &[&str] = &[
@@ -48,35 +48,34 @@ fn hierarchies() -> Result<HashMap<String, (PathBuf, String)>, CgroupError> {
     Ok(out)
 }
 
-pub fn create(cgroups_path: &std::path::Path) -> Result<Cgroup, CgroupError> {
+/// One directory per hierarchy; co-mounted controllers share one.
+pub fn plan(cgroups_path: &std::path::Path) -> Result<Vec<PathBuf>, CgroupError> {
     let hs = hierarchies()?;
     let mut dirs: Vec<PathBuf> = Vec::new();
-    // Co-mounted controllers share a directory: create it once.
     let mut ctrls: Vec<&String> = hs.keys().collect();
     ctrls.sort();
     for ctrl in ctrls {
         let (mount, own) = &hs[ctrl];
         let dir = resolve(mount, own, cgroups_path);
-        if dirs.contains(&dir) {
-            continue;
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
         }
-        if let Err(source) = fs::create_dir_all(&dir) {
-            let cg = Cgroup {
-                driver: Driver::V1,
-                dirs,
-            };
-            let _ = cg.destroy();
-            return Err(CgroupError::Create { path: dir, source });
-        }
-        if ctrl == "cpuset" {
-            inherit_cpuset(&dir)?;
-        }
-        dirs.push(dir);
     }
-    Ok(Cgroup {
-        driver: Driver::V1,
-        dirs,
-    })
+    Ok(dirs)
+}
+
+pub fn make(cg: &Cgroup) -> Result<(), CgroupError> {
+    let cpuset = dir_of(cg, "cpuset");
+    for dir in &cg.dirs {
+        fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
+            path: dir.clone(),
+            source,
+        })?;
+        if Some(dir) == cpuset {
+            inherit_cpuset(dir)?;
+        }
+    }
+    Ok(())
 }
 
 /// A new v1 cpuset has no cpus and no mems (no task can join it): copy

@@ -5,18 +5,22 @@ use std::{fs, path::PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
-use super::{Cgroup, CgroupError, Driver, read, resolve, settings, write};
+use super::{Cgroup, CgroupError, read, resolve, settings, write};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
-pub fn create(cgroups_path: &std::path::Path) -> Result<Cgroup, CgroupError> {
+pub fn plan(cgroups_path: &std::path::Path) -> Result<PathBuf, CgroupError> {
     let own = fs::read_to_string("/proc/self/cgroup").map_err(CgroupError::Proc)?;
     let own = own
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
         .unwrap_or("/")
         .to_owned();
-    let dir = resolve(&PathBuf::from(ROOT), &own, cgroups_path);
+    Ok(resolve(&PathBuf::from(ROOT), &own, cgroups_path))
+}
+
+pub fn make(cg: &Cgroup) -> Result<(), CgroupError> {
+    let dir = &cg.dirs[0];
     // Enable the controllers on every ancestor so the leaf gets them.
     let mut ancestors: Vec<PathBuf> = dir
         .ancestors()
@@ -25,7 +29,7 @@ pub fn create(cgroups_path: &std::path::Path) -> Result<Cgroup, CgroupError> {
         .map(PathBuf::from)
         .collect();
     ancestors.reverse();
-    fs::create_dir_all(&dir).map_err(|source| CgroupError::Create {
+    fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
         path: dir.clone(),
         source,
     })?;
@@ -39,10 +43,7 @@ pub fn create(cgroups_path: &std::path::Path) -> Result<Cgroup, CgroupError> {
             }
         }
     }
-    Ok(Cgroup {
-        driver: Driver::V2,
-        dirs: vec![dir],
-    })
+    Ok(())
 }
 
 pub fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {

@@ -46,6 +46,8 @@ pub enum InitError {
     Fifo(std::io::Error),
     #[error("executing {path:?}: {source}")]
     Exec { path: String, source: nix::Error },
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("process.{field} contains a NUL byte")]
     Nul { field: &'static str },
 }
@@ -64,8 +66,11 @@ pub struct InitContext<'a> {
     /// Namespaces to join by path: (type, path).
     pub join: Vec<(LinuxNamespaceType, PathBuf)>,
     pub has_mount_ns: bool,
+    /// In a user namespace (new or joined).
+    pub has_user_ns: bool,
     pub has_uts_ns: bool,
     pub fifo: &'a Path,
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
     pub marks: Marks,
     /// Inherited fds the init must not keep (the state lock).
     pub close: Vec<std::os::fd::RawFd>,
@@ -81,7 +86,11 @@ pub fn run(mut ctx: InitContext<'_>, mut sock: UnixStream) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = sock.write_all(format!("error:{err}").as_bytes());
+    // After `ready` boxrun no longer listens: the container's stderr is
+    // the only place left to say why it did not start.
+    if sock.write_all(format!("error:{err}").as_bytes()).is_err() {
+        eprintln!("boxrun: container init: {err}");
+    }
     // SAFETY: _exit skips the parent's atexit handlers and buffers.
     unsafe { libc::_exit(1) }
 }
@@ -92,6 +101,14 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     // Wait for the go-ahead: cgroup joined, id maps written.
     let mut buf = [0u8; 2];
     sock.read_exact(&mut buf).map_err(InitError::Sync)?;
+
+    // The fifo lives on the host, in a directory only host root may
+    // enter: hold it by O_PATH across the id change and pivot_root.
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(ctx.fifo)
+        .map_err(InitError::Fifo)?;
 
     for (typ, path) in &ctx.join {
         let f = File::open(path).map_err(|source| InitError::Join {
@@ -105,14 +122,15 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
             source: e.into(),
         })?;
     }
+    if ctx.has_user_ns {
+        // Our ids are still the host's, unmapped in the new namespace
+        // (files would get EOVERFLOW): become its root.
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(sys("setgid 0 in the user namespace"))?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(sys("setuid 0 in the user namespace"))?;
+    }
     ctx.marks.mark("namespaces_set");
-
-    // The fifo lives on the host: hold it by O_PATH across pivot_root.
-    let fifo = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(ctx.fifo)
-        .map_err(InitError::Fifo)?;
 
     let spec = ctx.spec;
     if ctx.has_mount_ns {
@@ -163,6 +181,14 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
         }
     }
 
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    // while we still have it. With no_new_privs, load it as late as
+    // possible so the fewest syscalls of ours run under it (as runc).
+    let nnp = process.no_new_privileges() == Some(true);
+    if !nnp && let Some(f) = ctx.seccomp {
+        f.load()?;
+    }
+
     // Identity: keep capabilities across the uid change, then set them.
     let user = process.user();
     // SAFETY: prctl with integer arguments.
@@ -181,7 +207,7 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     let uid = Uid::from_raw(user.uid());
     setresuid(uid, uid, uid).map_err(sys(format!("setuid {uid}")))?;
     apply_capabilities(process.capabilities().as_ref())?;
-    if process.no_new_privileges() == Some(true) {
+    if nnp {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(sys("PR_SET_NO_NEW_PRIVS")(nix::Error::last()));
@@ -225,6 +251,9 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     drop(w);
     drop::<OwnedFd>(fifo.into());
     ctx.marks.mark("exec");
+    if nnp && let Some(f) = ctx.seccomp {
+        f.load()?;
+    }
     let e = execvpe(&args[0], &args, &env).unwrap_err();
     Err(InitError::Exec {
         path: args[0].to_string_lossy().into_owned(),

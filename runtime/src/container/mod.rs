@@ -46,12 +46,21 @@ pub enum ContainerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the pid namespace {path} (linux.namespaces) has no init any more: its container has stopped"
+    )]
+    PidNsGone { path: PathBuf },
     #[error("container init failed: {0}")]
     Init(String),
     #[error("container init exited before it was ready")]
     InitDied,
-    #[error("joining an existing {0} namespace by path is not supported yet (linux.namespaces)")]
-    JoinUnsupported(String),
+    #[error("joining the pid namespace {path} (linux.namespaces): {source}")]
+    JoinPid {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("container `{id}` is {status:?}, not created")]
     NotCreated { id: String, status: Status },
 }
@@ -166,35 +175,54 @@ fn create_inner(
     let fifo = dir.fifo();
     mkfifo(&fifo, Mode::from_bits_truncate(0o600))
         .map_err(|e| io(format!("mkfifo {}", fifo.display()))(e.into()))?;
+    // The init opens it for writing after it took the container's user
+    // (maybe unprivileged, maybe in a user namespace), through an fd it
+    // already holds: others may write; the state dir keeps strangers out.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .map_err(io(format!("chmod {}", fifo.display())))?;
 
     let driver = cgroup::detect();
     let resources = linux.and_then(|l| l.resources().as_ref());
-    let cg = Cgroup::create(driver, &cgroups_path(bundle, &st.id), resources)?;
+    let cg = Cgroup::plan(driver, &cgroups_path(bundle, &st.id))?;
     st.cgroups = cg.dirs.clone();
+    st.owns_cgroups = !cg.exists();
     dir.save(st)?;
+    cg.create(resources)?;
     marks.mark("cgroup_ready");
 
     let mut flags = 0u64;
     let mut join = Vec::new();
     let mut user_ns = false;
+    let mut joined_pid = None;
     for ns in linux
         .and_then(|l| l.namespaces().as_ref())
         .into_iter()
         .flatten()
     {
         match ns.path() {
-            Some(p) => {
-                if matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::User) {
-                    return Err(ContainerError::JoinUnsupported(ns.typ().to_string()));
-                }
-                join.push((ns.typ(), p.clone()));
+            // A pid namespace only applies to children: boxrun joins it
+            // itself, so that clone3 puts the init in it.
+            Some(p) if ns.typ() == LinuxNamespaceType::Pid => {
+                join_pid(p)?;
+                joined_pid = Some(p.clone());
             }
+            Some(p) => join.push((ns.typ(), p.clone())),
             None => {
                 flags |= ns.typ() as u64;
                 user_ns |= ns.typ() == LinuxNamespaceType::User;
             }
         }
     }
+    let process = spec.process().as_ref().expect("checked by Bundle::load");
+    let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(crate::seccomp::compile(
+            s,
+            process.no_new_privileges() == Some(true),
+        )?),
+        None => None,
+    };
+    // The init joins a user namespace first: the others' owners live in it.
+    join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
     let has = |t: LinuxNamespaceType| flags & t as u64 != 0 || join.iter().any(|(j, _)| *j == t);
     let ctx = init::InitContext {
         spec,
@@ -203,8 +231,10 @@ fn create_inner(
         cgroup_v2: driver == cgroup::Driver::V2,
         has_mount_ns: has(LinuxNamespaceType::Mount),
         has_uts_ns: has(LinuxNamespaceType::Uts),
+        has_user_ns: has(LinuxNamespaceType::User),
         join,
         fifo: &fifo,
+        seccomp: seccomp.as_ref(),
         marks: marks.try_clone().map_err(io("phase marks"))?,
         close: vec![dir.lock_fd()],
     };
@@ -233,7 +263,12 @@ fn create_inner(
         )
     };
     if pid < 0 {
-        return Err(ContainerError::Clone(nix::Error::last()));
+        let e = nix::Error::last();
+        // The kernel says ENOMEM when the pid namespace's init is gone.
+        return Err(match joined_pid {
+            Some(path) if e == nix::Error::ENOMEM => ContainerError::PidNsGone { path },
+            _ => ContainerError::Clone(e),
+        });
     }
     if pid == 0 {
         drop(parent_sock);
@@ -272,6 +307,15 @@ fn create_inner(
     st.status = Status::Created;
     dir.save(st)?;
     Ok(pid)
+}
+
+fn join_pid(path: &Path) -> Result<(), ContainerError> {
+    let err = |source| ContainerError::JoinPid {
+        path: path.to_owned(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(err)?;
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| err(e.into()))
 }
 
 fn write_id_maps(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<(), ContainerError> {

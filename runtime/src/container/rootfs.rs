@@ -306,13 +306,25 @@ fn default_devices(rootfs: &Path) -> Result<(), RootfsError> {
         if p.exists() {
             continue;
         }
-        mknod(
+        let made = mknod(
             &p,
             SFlag::S_IFCHR,
             Mode::from_bits_truncate(0o666),
             makedev(major, minor),
-        )
-        .map_err(sys("mknod", &p))?;
+        );
+        // A user namespace may not make device nodes: bind the host's.
+        if made.is_err() {
+            let host = Path::new("/dev").join(name);
+            make_target(&p, true)?;
+            mount(
+                Some(&host),
+                &p,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(sys("bind-mount device", &p))?;
+        }
     }
     for (link, target) in [
         ("fd", "/proc/self/fd"),

@@ -13,6 +13,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use std::os::unix::fs::DirBuilderExt as _;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -133,7 +135,9 @@ impl Root {
     pub fn create(&self, id: &str) -> Result<Locked, StateError> {
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
         let dir = self.dir.join(id);
-        match fs::create_dir(&dir) {
+        // Private: the exec fifo inside may be written by anyone who
+        // reaches it.
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(StateError::Exists(id.to_owned()));
