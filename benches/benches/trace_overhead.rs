@@ -10,57 +10,18 @@
 
 use std::{
     io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-/// The boxtrace to measure: release for `cargo bench`; under `cargo test`
-/// the debug build cargo just made (a release one may be stale).
-fn boxtrace_bin(full: bool) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let order: &[&str] = if full {
-        &["target/release/boxtrace", "target/debug/boxtrace"]
-    } else {
-        &["target/debug/boxtrace", "target/release/boxtrace"]
-    };
-    for p in order {
-        let p = root.join(p);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("build boxtrace first: cargo build --release -p boxtrace");
-}
-
-/// A busybox bundle made with `runc spec`, running /bin/true.
-fn bundle(dir: &Path) {
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "proc", "sys", "dev", "tmp"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/true")).unwrap();
-    let st = Command::new("runc")
-        .args(["spec", "--bundle"])
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(st.success(), "runc spec failed");
-    let path = dir.join("config.json");
-    let mut c: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    c["process"]["terminal"] = false.into();
-    c["process"]["args"] = serde_json::json!(["/bin/true"]);
-    std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
-}
+use boxtrace_benches::{busybox_bundle, median, workspace_bin};
 
 /// `boxtrace trace --all`, running until dropped.
 struct Tracer(Child);
 
 impl Tracer {
     fn start(full: bool) -> Self {
-        let mut child = Command::new(boxtrace_bin(full))
+        let mut child = Command::new(workspace_bin("boxtrace", full))
             .args(["trace", "--all", "--quiet"])
             .stderr(Stdio::piped())
             .spawn()
@@ -89,16 +50,11 @@ impl Drop for Tracer {
     }
 }
 
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (blocks, per_block) = if full { (8, 25) } else { (1, 3) };
     let dir = tempfile::tempdir().unwrap();
-    bundle(dir.path());
+    busybox_bundle(dir.path(), &["/bin/true"]);
     let state = tempfile::tempdir().unwrap();
     let mut n = 0u32;
     let mut run = || {

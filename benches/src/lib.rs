@@ -1,5 +1,10 @@
 //! Shared inputs of the benchmarks.
 
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
 use boxtrace::trace::event::testing::{bytes, raw, set_str};
 use boxtrace_common::Kind;
 
@@ -38,4 +43,54 @@ pub fn container_start_records() -> Vec<Vec<u8>> {
         out.push(bytes(&raw(Kind::Exit, [0, 1, 0, 0], "true")));
     }
     out
+}
+
+/// A binary of this workspace: release for `cargo bench` (`full`); under
+/// `cargo test` the debug build cargo just made (a release one may be
+/// stale).
+pub fn workspace_bin(name: &str, full: bool) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let order = if full {
+        ["release", "debug"]
+    } else {
+        ["debug", "release"]
+    };
+    for profile in order {
+        let p = root.join("target").join(profile).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("build {name} first: cargo build --release --bin {name}");
+}
+
+/// A busybox bundle made with `runc spec` (the configuration every
+/// runtime is compared on), running `args`.
+pub fn busybox_bundle(dir: &Path, args: &[&str]) {
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["true", "sh", "sleep"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    let st = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(dir)
+        .status()
+        .expect("runc is needed for `runc spec`");
+    assert!(st.success(), "runc spec failed");
+    let path = dir.join("config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    c["process"]["terminal"] = false.into();
+    c["process"]["args"] = serde_json::json!(args);
+    std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
+}
+
+/// The median of `v` (sorted in place).
+pub fn median<T: Ord + Copy>(v: &mut [T]) -> T {
+    v.sort();
+    v[v.len() / 2]
 }

@@ -24,10 +24,15 @@ use nix::{
 
 use super::CreateArgs;
 
-fn do_create(root: &Root, c: &CreateArgs) -> anyhow::Result<container::Created> {
-    id::check(&c.id)?;
+fn open_marks(c: &CreateArgs) -> anyhow::Result<Marks> {
     let mut marks = Marks::open(c.phase_marks.as_deref())
         .with_context(|| format!("--phase-marks {:?}", c.phase_marks))?;
+    marks.mark("started");
+    Ok(marks)
+}
+
+fn do_create(root: &Root, c: &CreateArgs, mut marks: Marks) -> anyhow::Result<container::Created> {
+    id::check(&c.id)?;
     let bundle = Bundle::load(&c.bundle)?;
     marks.mark("spec_parsed");
     let dir = root.create(&c.id)?;
@@ -40,7 +45,7 @@ fn do_create(root: &Root, c: &CreateArgs) -> anyhow::Result<container::Created> 
 }
 
 pub fn create(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
-    do_create(root, c)?;
+    do_create(root, c, open_marks(c)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -63,7 +68,8 @@ extern "C" fn forward(sig: libc::c_int) {
 }
 
 pub fn run(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
-    let created = do_create(root, c)?;
+    let mut marks = open_marks(c)?;
+    let created = do_create(root, c, marks.try_clone().context("--phase-marks")?)?;
     INIT.store(created.pid, Ordering::Relaxed);
     for sig in [
         libc::SIGINT,
@@ -92,7 +98,9 @@ pub fn run(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })();
+    marks.mark("exited");
     let deleted = remove(root, &c.id, true);
+    marks.mark("deleted");
     let code = result?;
     deleted?;
     Ok(ExitCode::from(code))

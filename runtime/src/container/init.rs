@@ -34,6 +34,11 @@ pub enum InitError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("joining cgroup {path}: {source}")]
+    Cgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
     #[error("{what}: {source}")]
@@ -63,6 +68,8 @@ pub struct InitContext<'a> {
     pub rootfs: &'a Path,
     pub cgroup_dirs: &'a [PathBuf],
     pub cgroup_v2: bool,
+    /// Join the v1 cgroups itself (see `join_cgroups`).
+    pub self_attach: bool,
     /// Namespaces to join by path: (type, path).
     pub join: Vec<(LinuxNamespaceType, PathBuf)>,
     pub has_mount_ns: bool,
@@ -96,6 +103,26 @@ pub fn run(mut ctx: InitContext<'_>, mut sock: UnixStream) -> ! {
 }
 
 enum Never {}
+
+/// Moves the init into its v1 cgroups by writing 0 to each `tasks` file.
+///
+/// Why not boxrun writing the pid to `cgroup.procs`: moving a whole
+/// process takes the kernel's global threadgroup rwsem for writing, which
+/// waits for an RCU grace period (8-17 ms measured here, most of a
+/// container start). A task moving itself as a single thread does not
+/// take it. The init has one thread, so this moves the whole process.
+/// Done before pivot_root (the host's cgroup files must be reachable) and
+/// before anything of the container's runs.
+fn join_cgroups(dirs: &[PathBuf]) -> Result<(), InitError> {
+    for d in dirs {
+        let tasks = d.join("tasks");
+        std::fs::write(&tasks, "0").map_err(|source| InitError::Cgroup {
+            path: tasks,
+            source,
+        })?;
+    }
+    Ok(())
+}
 
 fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, InitError> {
     // Wait for the go-ahead: cgroup joined, id maps written.
@@ -133,10 +160,28 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     ctx.marks.mark("namespaces_set");
 
     let spec = ctx.spec;
+    // boxrun says `cg` once the cgroups exist (and hold us, in a user
+    // namespace); meanwhile we build the mounts.
+    let (dirs, self_attach) = (ctx.cgroup_dirs, ctx.self_attach);
+    let mut cgroups_ready = || -> Result<(), InitError> {
+        let mut buf = [0u8; 2];
+        sock.read_exact(&mut buf).map_err(InitError::Sync)?;
+        if self_attach {
+            join_cgroups(dirs)?;
+        }
+        Ok(())
+    };
     if ctx.has_mount_ns {
-        rootfs::setup(spec, ctx.rootfs, ctx.cgroup_dirs, ctx.cgroup_v2)?;
+        rootfs::setup(
+            spec,
+            ctx.rootfs,
+            ctx.cgroup_dirs,
+            ctx.cgroup_v2,
+            &mut cgroups_ready,
+        )?;
         ctx.marks.mark("pivoted");
     } else {
+        cgroups_ready()?;
         // Without a mount namespace pivot_root would move the host's root.
         chroot(ctx.rootfs).map_err(sys("chroot"))?;
         chdir("/").map_err(sys("chdir /"))?;

@@ -124,10 +124,24 @@ pub fn create(dir: Locked, bundle: &Bundle, mut marks: Marks) -> Result<Created,
         owns_cgroups: true,
         created_ns: now_ns(),
     };
-    // Saved first, so that `delete --force` finds whatever a killed
-    // create leaves behind.
-    dir.save(&st)?;
-    match create_inner(&dir, bundle, &mut st, &mut marks) {
+    // Saved first, with the cgroups it will make, so that `delete
+    // --force` finds whatever a killed create leaves behind.
+    let planned = Cgroup::plan(cgroup::detect(), &cgroups_path(bundle, &id))
+        .map_err(ContainerError::from)
+        .and_then(|cg| {
+            st.cgroups = cg.dirs.clone();
+            st.owns_cgroups = !cg.exists();
+            dir.save(&st)?;
+            Ok(cg)
+        });
+    let cg = match planned {
+        Ok(cg) => cg,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
+    match create_inner(&cg, &dir, bundle, &mut st, &mut marks) {
         Ok(pid) => Ok(Created { state: st, pid }),
         Err(e) => {
             cleanup(&st);
@@ -165,6 +179,7 @@ pub fn driver_of(st: &State) -> cgroup::Driver {
 }
 
 fn create_inner(
+    cg: &Cgroup,
     dir: &Locked,
     bundle: &Bundle,
     st: &mut State,
@@ -181,14 +196,13 @@ fn create_inner(
     std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
         .map_err(io(format!("chmod {}", fifo.display())))?;
 
-    let driver = cgroup::detect();
     let resources = linux.and_then(|l| l.resources().as_ref());
-    let cg = Cgroup::plan(driver, &cgroups_path(bundle, &st.id))?;
-    st.cgroups = cg.dirs.clone();
-    st.owns_cgroups = !cg.exists();
-    dir.save(st)?;
-    cg.create(resources)?;
-    marks.mark("cgroup_ready");
+    let v2 = cg.driver == cgroup::Driver::V2;
+    if v2 {
+        // clone3 puts the init straight into it (CLONE_INTO_CGROUP).
+        cg.create(resources)?;
+        marks.mark("cgroup_ready");
+    }
 
     let mut flags = 0u64;
     let mut join = Vec::new();
@@ -228,7 +242,8 @@ fn create_inner(
         spec,
         rootfs: &bundle.rootfs,
         cgroup_dirs: &cg.dirs,
-        cgroup_v2: driver == cgroup::Driver::V2,
+        cgroup_v2: v2,
+        self_attach: !v2 && !user_ns,
         has_mount_ns: has(LinuxNamespaceType::Mount),
         has_uts_ns: has(LinuxNamespaceType::Uts),
         has_user_ns: has(LinuxNamespaceType::User),
@@ -277,19 +292,28 @@ fn create_inner(
     let pid = pid as i32;
     drop(child_sock);
     marks.mark("cloned");
-    st.pid = pid;
-    st.init_start_time = state::start_time(pid).unwrap_or(0);
-    dir.save(st)?;
-
-    if cgroup_fd.is_none() {
-        cg.add(pid)?;
-    }
+    let send =
+        |sock: &mut UnixStream, msg: &[u8]| sock.write_all(msg).map_err(io("signalling the init"));
     if user_ns {
         write_id_maps(pid, linux.expect("user ns implies linux"))?;
     }
-    parent_sock
-        .write_all(b"go")
-        .map_err(io("signalling the init"))?;
+    // The init builds its mounts while boxrun makes the v1 cgroups: the
+    // two overlap, and the init waits for `cg` before its first cgroup
+    // mount or its pivot, whichever comes first.
+    send(&mut parent_sock, b"go")?;
+    st.pid = pid;
+    st.init_start_time = state::start_time(pid).unwrap_or(0);
+    dir.save(st)?;
+    if !v2 {
+        cg.create(resources)?;
+        // A task in a user namespace may not write the host's cgroup
+        // files: boxrun moves it (the slow way, see init::join_cgroups).
+        if user_ns {
+            cg.add(pid)?;
+        }
+        marks.mark("cgroup_ready");
+    }
+    send(&mut parent_sock, b"cg")?;
     let mut reply = String::new();
     parent_sock
         .read_to_string(&mut reply)
@@ -364,7 +388,13 @@ pub fn start(dir: &Locked, st: &mut State) -> Result<(), ContainerError> {
         if !state::init_alive(st) || std::time::Instant::now() > deadline {
             return Err(ContainerError::InitDied);
         }
-        std::thread::sleep(std::time::Duration::from_micros(200));
+        // Woken as soon as the init writes; the timeout only bounds how
+        // late a dead init is noticed.
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&f),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u8));
     }
     let _ = std::fs::remove_file(&fifo);
     st.status = Status::Running;

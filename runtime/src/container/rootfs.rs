@@ -54,13 +54,23 @@ fn sys<'a>(what: &'static str, target: &'a Path) -> impl FnOnce(nix::Error) -> R
 
 /// Sets up the mounts and pivots into `rootfs`. `cgroup_dirs` are the
 /// container's cgroup directories, bind-mounted where the spec mounts a
-/// `cgroup` filesystem on a v1 host.
-pub fn setup(
+/// `cgroup` filesystem on a v1 host. `cgroups_ready` is called once,
+/// before the first cgroup mount or else before the pivot: it returns
+/// when the cgroups exist.
+pub fn setup<E: From<RootfsError>>(
     spec: &Spec,
     rootfs: &Path,
     cgroup_dirs: &[PathBuf],
     v2: bool,
-) -> Result<(), RootfsError> {
+    cgroups_ready: &mut dyn FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    let mut waited = false;
+    let mut wait = |cgroups_ready: &mut dyn FnMut() -> Result<(), E>| {
+        if !std::mem::replace(&mut waited, true) {
+            cgroups_ready()?;
+        }
+        Ok::<(), E>(())
+    };
     let linux = spec.linux().as_ref();
     // Nothing we mount may propagate back to the host.
     let prop = linux
@@ -89,11 +99,15 @@ pub fn setup(
         if dest == "/dev" && m.typ().as_deref() == Some("tmpfs") {
             dev_is_tmpfs = true;
         }
+        if m.typ().as_deref() == Some("cgroup") {
+            wait(cgroups_ready)?;
+        }
         mount_one(m, rootfs, cgroup_dirs, v2)?;
     }
     if dev_is_tmpfs {
         default_devices(rootfs)?;
     }
+    wait(cgroups_ready)?;
 
     // pivot_root(".", ".") stacks the old root on the new one; detaching
     // it leaves only the container's root (no put_old directory needed).
