@@ -69,8 +69,9 @@ extern "C" fn forward(sig: libc::c_int) {
 
 pub fn run(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
     let mut marks = open_marks(c)?;
-    let created = do_create(root, c, marks.try_clone().context("--phase-marks")?)?;
-    INIT.store(created.pid, Ordering::Relaxed);
+    let mut created = do_create(root, c, marks.try_clone().context("--phase-marks")?)?;
+    let pid = created.pid;
+    INIT.store(pid, Ordering::Relaxed);
     for sig in [
         libc::SIGINT,
         libc::SIGTERM,
@@ -83,13 +84,12 @@ pub fn run(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
         unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
     }
     let result = (|| {
-        let dir = root.open(&c.id)?;
-        let mut st = dir.load()?;
-        container::start(&dir, &mut st)?;
-        drop(dir);
+        container::start(&created.dir, &mut created.state)?;
+        // Unlocked while it runs: `state`, `ps` and `kill` must work.
+        drop(created.dir);
         // The init is our child: its status is the container's.
         loop {
-            match waitpid(Pid::from_raw(created.pid), None) {
+            match waitpid(Pid::from_raw(pid), None) {
                 Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
                 Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as u8),
                 Ok(_) => continue,

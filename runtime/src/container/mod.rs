@@ -95,6 +95,8 @@ pub struct Created {
     pub state: State,
     /// The init's pid (our child when created in this process).
     pub pid: i32,
+    /// The container's directory, still locked: `run` starts it at once.
+    pub dir: Locked,
 }
 
 /// The cgroup path of a container: the spec's, or its id below ours.
@@ -142,7 +144,11 @@ pub fn create(dir: Locked, bundle: &Bundle, mut marks: Marks) -> Result<Created,
         }
     };
     match create_inner(&cg, &dir, bundle, &mut st, &mut marks) {
-        Ok(pid) => Ok(Created { state: st, pid }),
+        Ok(pid) => Ok(Created {
+            state: st,
+            pid,
+            dir,
+        }),
         Err(e) => {
             cleanup(&st);
             let _ = dir.remove();
