@@ -141,6 +141,17 @@ mod tests {
     }
 
     #[test]
+    fn unified_keys_must_be_file_names() {
+        let bad = MINIMAL.replace(
+            r#""namespaces""#,
+            r#""resources": {"unified": {"../memory.max": "1"}}, "namespaces""#,
+        );
+        let (_d, b) = bundle(&bad);
+        let e = b.unwrap_err().to_string();
+        assert!(e.contains("`../memory.max`"), "{e}");
+    }
+
+    #[test]
     fn missing_rootfs_and_args_are_named() {
         let (_d, b) = bundle(&MINIMAL.replace("\"rootfs\"", "\"nope\""));
         assert!(matches!(b, Err(BundleError::MissingRootfs { .. })));

@@ -14,6 +14,8 @@ pub enum Unsupported {
     Cpu { field: &'static str, value: i64 },
     #[error("`linux.resources.pids.limit` {0} is out of range (at least 1, or -1)")]
     Pids(i64),
+    #[error("`linux.resources.unified` key `{0}` is not a cgroup file name")]
+    UnifiedKey(String),
     #[error("namespace `{0}` appears twice in `linux.namespaces`")]
     DuplicateNamespace(String),
 }
@@ -56,6 +58,12 @@ pub fn check(spec: &Spec) -> Result<(), Unsupported> {
     if let Some(r) = linux.resources() {
         if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
             return Err(Unsupported::Field("linux.resources.hugepageLimits"));
+        }
+        for k in r.unified().iter().flatten().map(|(k, _)| k) {
+            let ok = k.contains('.') && !k.starts_with('.') && !k.contains('/');
+            if !ok {
+                return Err(Unsupported::UnifiedKey(k.clone()));
+            }
         }
         if r.rdma().is_some() {
             return Err(Unsupported::Field("linux.resources.rdma"));

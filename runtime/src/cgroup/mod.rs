@@ -34,6 +34,16 @@ pub enum CgroupError {
     Read { path: PathBuf, source: io::Error },
     #[error("cgroup controller `{0}` is needed for the limits asked but is not available here")]
     MissingController(&'static str),
+    #[error("`linux.resources.unified` needs cgroup v2; this host uses v1 for controllers")]
+    UnifiedOnV1,
+    #[error(
+        "`linux.resources.unified`: `{0}` is not a file of this cgroup (controller not enabled?)"
+    )]
+    UnifiedFile(String),
+    #[error(
+        "`linux.resources.devices` on cgroup v2 needs an eBPF device filter, which boxrun does not have yet"
+    )]
+    DevicesOnV2,
     #[error("cannot read this process's cgroups from /proc/self: {0}")]
     Proc(io::Error),
     #[error("cgroup {path} still has processes after SIGKILL")]

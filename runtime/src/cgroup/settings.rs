@@ -8,14 +8,14 @@ use oci_spec::runtime::{LinuxBlockIo, LinuxResources};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
     pub controller: &'static str,
-    pub file: &'static str,
+    pub file: String,
     pub value: String,
 }
 
 fn set(controller: &'static str, file: &'static str, value: impl ToString) -> Setting {
     Setting {
         controller,
-        file,
+        file: file.to_owned(),
         value: value.to_string(),
     }
 }
@@ -123,6 +123,20 @@ pub fn shares_to_weight(shares: u64) -> u64 {
 }
 
 /// cgroup v2 writes.
+/// The controller a `linux.resources.unified` key belongs to (its prefix);
+/// `cgroup` for the core files every cgroup has.
+fn unified_controller(key: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "cgroup", "memory", "cpu", "cpuset", "io", "pids", "hugetlb", "rdma", "misc",
+    ];
+    let prefix = key.split('.').next().unwrap_or_default();
+    KNOWN
+        .iter()
+        .find(|k| **k == prefix)
+        .copied()
+        .unwrap_or("unknown")
+}
+
 pub fn v2(r: &LinuxResources) -> Vec<Setting> {
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
@@ -159,6 +173,14 @@ pub fn v2(r: &LinuxResources) -> Vec<Setting> {
     }
     if let Some(p) = r.pids() {
         out.push(set("pids", "pids.max", limit(p.limit())));
+    }
+    // Written last, as runc does: they override the translated fields.
+    for (k, v) in r.unified().iter().flatten() {
+        out.push(Setting {
+            controller: unified_controller(k),
+            file: k.clone(),
+            value: v.clone(),
+        });
     }
     if let Some(b) = r.block_io() {
         if let Some(w) = b.weight() {
@@ -224,6 +246,23 @@ mod tests {
             .unwrap();
         let quota = s.iter().position(|x| x.file == "cpu.cfs_quota_us").unwrap();
         assert!(period < quota);
+    }
+
+    #[test]
+    fn unified_keys_come_last_and_override() {
+        let r = resources(
+            r#"{"memory": {"limit": 100},
+                "unified": {"memory.max": "200", "memory.high": "150"}}"#,
+        );
+        let s = v2(&r);
+        let max: Vec<&str> = s
+            .iter()
+            .filter(|x| x.file == "memory.max")
+            .map(|x| x.value.as_str())
+            .collect();
+        assert_eq!(max, ["100", "200"], "the unified value is written last");
+        let high = s.iter().find(|x| x.file == "memory.high").unwrap();
+        assert_eq!(high.controller, "memory");
     }
 
     #[test]

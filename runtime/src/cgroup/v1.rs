@@ -117,9 +117,12 @@ fn dir_of<'a>(cg: &'a Cgroup, controller: &str) -> Option<&'a PathBuf> {
 }
 
 pub fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(CgroupError::UnifiedOnV1);
+    }
     for s in settings::v1(r) {
         let dir = dir_of(cg, s.controller).ok_or(CgroupError::MissingController(s.controller))?;
-        let path = dir.join(s.file);
+        let path = dir.join(&s.file);
         if s.file == "memory.memsw.limit_in_bytes" && !path.exists() {
             // Kernel without swap accounting: nothing to limit.
             tracing::warn!("swap accounting is off; linux.resources.memory.swap ignored");

@@ -47,10 +47,19 @@ pub fn make(cg: &Cgroup) -> Result<(), CgroupError> {
 }
 
 pub fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
+    // Silently running without the device rules would be wrong.
+    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(CgroupError::DevicesOnV2);
+    }
+    let unified = r.unified().clone().unwrap_or_default();
     for s in settings::v2(r) {
-        let path = cg.dirs[0].join(s.file);
+        let path = cg.dirs[0].join(&s.file);
         if !path.exists() {
-            return Err(CgroupError::MissingController(s.controller));
+            return Err(if unified.contains_key(&s.file) {
+                CgroupError::UnifiedFile(s.file)
+            } else {
+                CgroupError::MissingController(s.controller)
+            });
         }
         write(&path, &s.value)?;
     }
