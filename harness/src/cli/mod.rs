@@ -1,6 +1,7 @@
 //! Command-line interface. Errors end here as anyhow; the library modules
 //! keep typed errors.
 
+mod bench;
 mod demo;
 mod trace;
 
@@ -36,6 +37,19 @@ pub enum Command {
     /// Trace runc starting a busybox container and print, in outline, what
     /// the kernel did: cgroups, namespaces, mounts, pivot_root, exec, exit.
     Demo(DemoArgs),
+    /// Benchmark container runtimes and write a report directory.
+    #[command(subcommand)]
+    Bench(BenchScenario),
+    /// Compare two benchmark runs: per runtime and phase, the change of
+    /// the median with its confidence interval; exit 1 on a regression.
+    Compare(bench::CompareArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchScenario {
+    /// Start latency: N starts per runtime, interleaved, with statistics,
+    /// boxrun's phases, charts and a Perfetto trace.
+    Startup(bench::StartupArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,5 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Trace(t) => trace::run(t),
         Command::Demo(d) => demo::run(d),
+        Command::Bench(BenchScenario::Startup(s)) => bench::startup(s),
+        Command::Compare(c) => bench::compare_cmd(c),
     }
 }

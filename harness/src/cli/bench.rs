@@ -1,0 +1,320 @@
+//! `boxtrace bench startup` and `boxtrace compare`.
+
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use boxtrace::bench::{
+    compare::compare,
+    driver::{Cli, Runtime, find_binary},
+    image::{Image, ImageKind},
+    report,
+    startup::{self, Mode, Plan, Progress},
+    summary::{Host, SCHEMA, Skipped, Summary},
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Set by SIGINT/SIGTERM: the run stops after the starts in flight.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartupArgs {
+    /// A runtime to compare: boxrun, or any runc-compatible binary by name
+    /// (looked up in PATH, then next to boxtrace) or path; repeatable.
+    /// Default: boxrun, crun and runc, those that are installed.
+    #[arg(long = "runtime", value_name = "NAME|PATH")]
+    pub runtimes: Vec<String>,
+    /// Measured starts per runtime.
+    #[arg(short, long, default_value_t = 50)]
+    pub n: usize,
+    /// Starts per runtime run first and left out.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Starts of one runtime made at once.
+    #[arg(short, long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// `run` (one command) or `lifecycle` (create, start, wait, delete).
+    #[arg(long, value_enum, default_value = "run")]
+    pub mode: Mode,
+    /// `builtin` (a static workload from this project), `busybox`, or a
+    /// bundle directory.
+    #[arg(long, default_value = "builtin")]
+    pub image: ImageKind,
+    /// Report directory (default boxtrace-reports/startup-<UTC time>).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Add MS milliseconds to every start of RUNTIME (e.g. runc=5): checks
+    /// that `compare` catches a slowdown.
+    #[arg(long = "delay", value_name = "RUNTIME=MS")]
+    pub delays: Vec<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// summary.json of the baseline run (or its report directory).
+    pub baseline: PathBuf,
+    /// summary.json of the run to check (or its report directory).
+    pub current: PathBuf,
+    /// Fail (exit 1) when a median got slower by more than PCT percent,
+    /// with the whole 95% confidence interval beyond it.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    pub max_regression: f64,
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn started(&self, total: usize) {
+        self.0.set_length(total as u64);
+    }
+
+    fn advance(&self, runtime: &str, ms: f64) {
+        self.0.set_message(format!("{runtime} {ms:.1} ms"));
+        self.0.inc(1);
+    }
+}
+
+fn parse_delays(delays: &[String]) -> anyhow::Result<Vec<(String, Duration)>> {
+    delays
+        .iter()
+        .map(|d| {
+            let (name, ms) = d
+                .split_once('=')
+                .with_context(|| format!("--delay `{d}`: expected RUNTIME=MS"))?;
+            let ms: f64 = ms
+                .parse()
+                .ok()
+                .filter(|m: &f64| m.is_finite() && *m >= 0.0)
+                .with_context(|| {
+                    format!("--delay `{d}`: `{ms}` is not a number of milliseconds")
+                })?;
+            Ok((name.to_owned(), Duration::from_secs_f64(ms / 1e3)))
+        })
+        .collect()
+}
+
+pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
+    if args.n == 0 || args.concurrency == 0 {
+        bail!("-n and --concurrency must be at least 1");
+    }
+    let delays = parse_delays(&args.delays)?;
+    let wanted = if args.runtimes.is_empty() {
+        vec!["boxrun".to_owned(), "crun".to_owned(), "runc".to_owned()]
+    } else {
+        args.runtimes.clone()
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("boxtrace-bench-")
+        .tempdir()
+        .context("making a scratch directory")?;
+    let mut runtimes: Vec<Box<dyn Runtime>> = Vec::new();
+    let mut skipped = Vec::new();
+    for w in &wanted {
+        let Some(bin) = find_binary(w) else {
+            eprintln!("boxtrace: {w} is not installed: skipped");
+            skipped.push(Skipped {
+                runtime: w.clone(),
+                reason: "not installed".to_owned(),
+            });
+            continue;
+        };
+        let name = bin
+            .file_name()
+            .map_or_else(|| w.clone(), |n| n.to_string_lossy().into_owned());
+        if runtimes.iter().any(|r| r.name() == name) {
+            bail!("--runtime {w}: {name} is named twice");
+        }
+        let delay = delays
+            .iter()
+            .find(|(n, _)| *n == name || n == w)
+            .map_or(Duration::ZERO, |d| d.1);
+        runtimes.push(Box::new(Cli {
+            root: scratch.path().join(format!("root-{name}")),
+            name,
+            bin,
+            delay,
+        }));
+    }
+    for (n, _) in &delays {
+        if !runtimes.iter().any(|r| r.name() == n) {
+            bail!("--delay {n}=...: {n} is not one of the runtimes measured");
+        }
+    }
+    if runtimes.is_empty() {
+        bail!(
+            "none of the runtimes asked for is installed: {}",
+            wanted.join(", ")
+        );
+    }
+    let image = Image::prepare(args.image.clone(), &["true"])?;
+    let plan = Plan {
+        n: args.n,
+        warmup: args.warmup,
+        concurrency: args.concurrency,
+        mode: args.mode,
+        scratch: scratch.path().to_owned(),
+    };
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_dir("startup", started_unix));
+    // Fail on an unusable report directory now, not after the run.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    let bar = if args.no_progress {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} starts, ETA {eta} {msg}")
+            .expect("a valid template"),
+    );
+    let progress = Bar(bar.clone());
+    let bundle = image.bundle.clone();
+    let results = std::thread::scope(|s| {
+        s.spawn(|| {
+            // This thread's mounts only: the runtimes it starts inherit them.
+            startup::private_world(&plan.scratch)?;
+            Ok::<_, startup::StartupError>(startup::run(
+                &runtimes, &bundle, &plan, &STOP, &progress,
+            ))
+        })
+        .join()
+        .expect("the benchmark thread panicked")
+    })?;
+    bar.finish_and_clear();
+    let mut results = results;
+    for (r, rt) in results.iter_mut().zip(&runtimes) {
+        if let Some(c) = find_binary(rt.name()) {
+            r.bin = c;
+        }
+    }
+    let interrupted = STOP.load(Ordering::Relaxed);
+    let summary = Summary {
+        schema: SCHEMA,
+        scenario: "startup".to_owned(),
+        mode: args.mode,
+        image: image.kind.to_string(),
+        n: args.n,
+        warmup: args.warmup,
+        concurrency: args.concurrency,
+        started_unix,
+        host: Host::this(),
+        interrupted,
+        runtimes: results,
+        skipped,
+    };
+    let index = report::write(&out, &summary)?;
+    print_table(&summary);
+    println!("report: {}", index.display());
+    if interrupted {
+        eprintln!("boxtrace: interrupted; the report holds the starts measured so far");
+        return Ok(ExitCode::from(130));
+    }
+    let failed: usize = summary.runtimes.iter().map(|r| r.failures.len()).sum();
+    if failed > 0 {
+        for r in &summary.runtimes {
+            for f in r.failures.iter().take(3) {
+                eprintln!("boxtrace: {f}");
+            }
+        }
+        bail!(
+            "{failed} starts failed (see above and {})",
+            out.join("summary.json").display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(s: &Summary) {
+    println!(
+        "{:<10} {:>5} {:>8} {:>8} {:>17} {:>8} {:>8} {:>8}",
+        "runtime", "n", "min ms", "p50 ms", "p50 95% CI", "p90 ms", "p99 ms", "max ms"
+    );
+    let base = s.runtimes.iter().find_map(|r| r.latency_ms).map(|l| l.p50);
+    for r in &s.runtimes {
+        let Some(l) = r.latency_ms else {
+            println!("{:<10} no successful start", r.name);
+            continue;
+        };
+        let ratio = base.map_or(String::new(), |b| format!("  x{:.2}", l.p50 / b));
+        println!(
+            "{:<10} {:>5} {:>8.2} {:>8.2} {:>8.2}-{:<8.2} {:>8.2} {:>8.2} {:>8.2}{ratio}",
+            r.name, l.n, l.min, l.p50, l.p50_ci[0], l.p50_ci[1], l.p90, l.p99, l.max
+        );
+    }
+}
+
+fn summary_path(p: PathBuf) -> PathBuf {
+    if p.is_dir() {
+        p.join("summary.json")
+    } else {
+        p
+    }
+}
+
+pub fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    if !(args.max_regression.is_finite() && args.max_regression >= 0.0) {
+        bail!(
+            "--max-regression must be a percentage of at least 0, got {}",
+            args.max_regression
+        );
+    }
+    let base = Summary::load(&summary_path(args.baseline))?;
+    let cur = Summary::load(&summary_path(args.current))?;
+    let changes = compare(&base, &cur, args.max_regression);
+    if changes.is_empty() {
+        bail!("the two runs share no runtime to compare");
+    }
+    println!(
+        "{:<10} {:<16} {:>10} {:>10} {:>9} {:>20}",
+        "runtime", "metric", "base p50", "cur p50", "change", "95% CI"
+    );
+    let mut regressions = 0;
+    for c in &changes {
+        let flag = if c.regression {
+            regressions += 1;
+            "  REGRESSION"
+        } else {
+            ""
+        };
+        println!(
+            "{:<10} {:<16} {:>10.3} {:>10.3} {:>+8.1}% {:>+9.1}% .. {:>+6.1}%{flag}",
+            c.runtime,
+            c.metric,
+            c.baseline_p50,
+            c.current_p50,
+            c.change_pct,
+            c.ci_pct[0],
+            c.ci_pct[1]
+        );
+    }
+    if regressions > 0 {
+        println!(
+            "{regressions} regression(s) beyond {}% with the whole 95% interval above it",
+            args.max_regression
+        );
+        return Ok(ExitCode::from(1));
+    }
+    println!("no regression beyond {}%", args.max_regression);
+    Ok(ExitCode::SUCCESS)
+}
