@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn default_dir_names_the_utc_time() {
-        let d = default_dir("startup", 1_795_348_800 + 3661);
+        let d = default_dir("startup", 1_795_478_400 + 3661);
         assert_eq!(d, PathBuf::from("boxtrace-reports/startup-20261124-010101"));
         assert_eq!(
             default_dir("x", 0),
