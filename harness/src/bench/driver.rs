@@ -86,6 +86,8 @@ pub struct Cli {
     pub bin: PathBuf,
     /// `--root`: its own state directory.
     pub root: PathBuf,
+    /// Pid files and error logs (not in `root`: runtimes list that).
+    pub files: PathBuf,
     /// Added to every start, inside the timed window: to check that
     /// `compare` notices a slowdown.
     pub delay: Duration,
@@ -213,21 +215,52 @@ impl Runtime for Cli {
         id: &str,
         marks: Option<&Path>,
     ) -> Result<Timing, DriverError> {
-        let pid_file = self.root.join(format!("{id}.pid"));
+        let pid_file = self.files.join(format!("{id}.pid"));
         let mut c = self.cmd();
         c.args(["create", "--bundle"]).arg(bundle);
         c.arg("--pid-file").arg(&pid_file);
         if let Some(m) = marks.filter(|_| self.has_phase_marks()) {
             c.arg("--phase-marks").arg(m);
         }
-        // The init inherits these: /dev/null, so no pipe outlives create.
+        // The init inherits create's stdio: a pipe would stay open until
+        // the container exits, so errors go to a file.
+        let err_path = self.files.join(format!("{id}.err"));
+        let err_file = std::fs::File::create(&err_path).map_err(|source| DriverError::Spawn {
+            runtime: self.name.clone(),
+            step: "create",
+            id: id.to_owned(),
+            bin: err_path.clone(),
+            source,
+        })?;
         c.arg(id)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(err_file);
         let begin_ns = now_ns();
         self.delay();
-        self.check("create", id, c.output())?;
+        let status = c.status();
+        let created = match status {
+            Ok(st) if !st.success() => Err(DriverError::Failed {
+                runtime: self.name.clone(),
+                step: "create",
+                id: id.to_owned(),
+                status: st,
+                stderr: std::fs::read_to_string(&err_path)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            }),
+            Ok(_) => Ok(()),
+            Err(source) => Err(DriverError::Spawn {
+                runtime: self.name.clone(),
+                step: "create",
+                id: id.to_owned(),
+                bin: self.bin.clone(),
+                source,
+            }),
+        };
+        let _ = std::fs::remove_file(&err_path);
+        created?;
         let pid_text = std::fs::read_to_string(&pid_file).map_err(|e| DriverError::PidFile {
             runtime: self.name.clone(),
             id: id.to_owned(),

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod driver;
 pub mod image;
 pub mod report;
+pub mod scratch;
 pub mod startup;
 pub mod stats;
 pub mod summary;

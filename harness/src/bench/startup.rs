@@ -46,9 +46,8 @@ pub struct Plan {
     pub warmup: usize,
     pub concurrency: usize,
     pub mode: Mode,
-    /// Where the runtimes keep state and boxrun its marks (a tmpfs is
-    /// mounted there in the private mount namespace).
-    pub scratch: PathBuf,
+    /// Where boxrun's phase marks go.
+    pub marks: PathBuf,
 }
 
 /// One measured start.
@@ -90,10 +89,9 @@ pub trait Progress: Sync {
 }
 
 /// Makes this thread's mounts private: the runtimes it spawns see no empty
-/// cgroup2 mount on a hybrid host (crun refuses that layout), and keep
-/// their state on a tmpfs at `scratch`, as /run is. Nothing changes on the
-/// host; the namespace goes with the last process in it.
-pub fn private_world(scratch: &Path) -> Result<(), StartupError> {
+/// cgroup2 mount on a hybrid host (crun refuses that layout). Nothing
+/// changes on the host; the namespace goes with the last process in it.
+pub fn private_world() -> Result<(), StartupError> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(StartupError::Namespace)?;
     mount(
         None::<&str>,
@@ -109,14 +107,6 @@ pub fn private_world(scratch: &Path) -> Result<(), StartupError> {
         // Absent on pure v1 hosts: nothing to hide then.
         let _ = umount2("/sys/fs/cgroup/unified", MntFlags::MNT_DETACH);
     }
-    mount(
-        Some("tmpfs"),
-        scratch,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=700"),
-    )
-    .map_err(StartupError::Namespace)?;
     Ok(())
 }
 
@@ -187,7 +177,7 @@ pub fn run(
                     .iter()
                     .map(|id| {
                         s.spawn(move || {
-                            let marks = plan.scratch.join(format!("{id}.marks"));
+                            let marks = plan.marks.join(format!("{id}.marks"));
                             let t = match plan.mode {
                                 Mode::Run => rt.run(bundle, id, Some(&marks)),
                                 Mode::Lifecycle => rt.lifecycle(bundle, id, Some(&marks)),
@@ -202,7 +192,7 @@ pub fn run(
                     .collect()
             });
             for (id, outcome) in outcomes {
-                let marks = plan.scratch.join(format!("{id}.marks"));
+                let marks = plan.marks.join(format!("{id}.marks"));
                 match outcome {
                     Ok(t) => {
                         progress.advance(rt.name(), t.millis());

@@ -13,6 +13,7 @@ use boxtrace::bench::{
     driver::{Cli, Runtime, find_binary},
     image::{Image, ImageKind},
     report,
+    scratch::Scratch,
     startup::{self, Mode, Plan, Progress},
     summary::{Host, SCHEMA, Skipped, Summary},
 };
@@ -114,10 +115,7 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.runtimes.clone()
     };
-    let scratch = tempfile::Builder::new()
-        .prefix("boxtrace-bench-")
-        .tempdir()
-        .context("making a scratch directory")?;
+    let scratch = Scratch::create()?;
     let mut runtimes: Vec<Box<dyn Runtime>> = Vec::new();
     let mut skipped = Vec::new();
     for w in &wanted {
@@ -139,8 +137,11 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|(n, _)| *n == name || n == w)
             .map_or(Duration::ZERO, |d| d.1);
+        let files = scratch.files(&name);
+        std::fs::create_dir_all(&files).with_context(|| format!("creating {}", files.display()))?;
         runtimes.push(Box::new(Cli {
-            root: scratch.path().join(format!("root-{name}")),
+            root: scratch.root(&name),
+            files,
             name,
             bin,
             delay,
@@ -163,7 +164,7 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
         warmup: args.warmup,
         concurrency: args.concurrency,
         mode: args.mode,
-        scratch: scratch.path().to_owned(),
+        marks: scratch.path().to_owned(),
     };
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -193,7 +194,7 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
     let results = std::thread::scope(|s| {
         s.spawn(|| {
             // This thread's mounts only: the runtimes it starts inherit them.
-            startup::private_world(&plan.scratch)?;
+            startup::private_world()?;
             Ok::<_, startup::StartupError>(startup::run(
                 &runtimes, &bundle, &plan, &STOP, &progress,
             ))

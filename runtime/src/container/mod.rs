@@ -392,6 +392,11 @@ pub fn start(dir: &Locked, st: &mut State) -> Result<(), ContainerError> {
             Err(e) => return Err(io("releasing the init")(e)),
         }
         if !state::init_alive(st) || std::time::Instant::now() > deadline {
+            // It may have written, exec'd and exited (a short workload)
+            // since the read above.
+            if matches!(f.read(&mut b), Ok(1)) {
+                break;
+            }
             return Err(ContainerError::InitDied);
         }
         // Woken as soon as the init writes; the timeout only bounds how
