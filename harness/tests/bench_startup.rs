@@ -117,11 +117,43 @@ fn startup_of_three_runtimes_writes_the_report_and_leaves_nothing() {
     for p in ["cloned", "pivoted", "exec", "deleted"] {
         assert!(phases.iter().any(|x| x == p), "no {p} in {phases:?}");
     }
+    // The tracer's phases, for every runtime, adding up to the start.
+    for r in s["runtimes"].as_array().unwrap() {
+        let order = r["trace_phase_order"].as_array().unwrap();
+        for p in [
+            "namespaces",
+            "cgroup_attach",
+            "pivot_root",
+            "workload_exec",
+            "workload_exit",
+            "deleted",
+        ] {
+            assert!(
+                order.iter().any(|x| x == p),
+                "{}: no {p} in {order:?}",
+                r["name"]
+            );
+        }
+        let sum: f64 = r["samples"][0]["trace_phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[1].as_f64().unwrap())
+            .sum();
+        let total = r["samples"][0]["ms"].as_f64().unwrap();
+        assert!(
+            (sum - total).abs() < 0.01,
+            "phases {sum} ms of a {total} ms start"
+        );
+    }
+    assert_eq!(s["trace"]["lost"], 0);
     for f in [
         "index.html",
         "latency_cdf.svg",
         "latency_by_round.svg",
         "phases.svg",
+        "boxrun_phases.svg",
+        "events.jsonl",
     ] {
         assert!(dir.path().join(f).metadata().unwrap().len() > 0, "{f}");
     }
@@ -133,7 +165,8 @@ fn startup_of_three_runtimes_writes_the_report_and_leaves_nothing() {
         .iter()
         .filter(|e| e["name"] == "thread_name")
         .count();
-    assert_eq!(tracks, 18, "one track per start");
+    // One track per start, and one more per boxrun start for its marks.
+    assert_eq!(tracks, 18 + 6);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("report: "), "{stdout}");
     assert!(leftovers().is_empty(), "{:?}", leftovers());

@@ -5,8 +5,14 @@
 
 use serde::Serialize;
 
+/// Which phases of a sample a metric reads.
+type PhasesOf = fn(&Sample) -> &Vec<(String, f64)>;
+
+/// Prefix of the tracer's phases among the metrics.
+const TRACE: &str = "trace:";
+
 use super::{
-    startup::RuntimeResult,
+    startup::{RuntimeResult, Sample},
     stats::{Rng, bootstrap_medians, median},
     summary::Summary,
 };
@@ -15,7 +21,8 @@ use super::{
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
     pub runtime: String,
-    /// `total` or a phase name.
+    /// `total`, a phase of boxrun's marks, or `trace:` and a phase the
+    /// tracer saw.
     pub metric: String,
     pub baseline_p50: f64,
     pub current_p50: f64,
@@ -30,9 +37,13 @@ fn values(r: &RuntimeResult, metric: &str) -> Vec<f64> {
     if metric == "total" {
         return r.samples.iter().map(|s| s.ms).collect();
     }
+    let (phases, name): (PhasesOf, &str) = match metric.strip_prefix(TRACE) {
+        Some(name) => (|s| &s.trace_phases, name),
+        None => (|s| &s.phases, metric),
+    };
     r.samples
         .iter()
-        .filter_map(|s| s.phases.iter().find(|(k, _)| k == metric).map(|(_, v)| *v))
+        .filter_map(|s| phases(s).iter().find(|(k, _)| k == name).map(|(_, v)| *v))
         .collect()
 }
 
@@ -59,12 +70,15 @@ pub fn compare(base: &Summary, cur: &Summary, max_regression_pct: f64) -> Vec<Ch
         let Some(b) = base.runtime(&c.name) else {
             continue;
         };
-        let metrics = std::iter::once("total".to_owned()).chain(
-            c.phase_order
-                .iter()
-                .filter(|p| b.phase_order.contains(p))
-                .cloned(),
-        );
+        let shared = |cur: &[String], base: &[String], prefix: &str| -> Vec<String> {
+            cur.iter()
+                .filter(|p| base.contains(p))
+                .map(|p| format!("{prefix}{p}"))
+                .collect()
+        };
+        let metrics = std::iter::once("total".to_owned())
+            .chain(shared(&c.phase_order, &b.phase_order, ""))
+            .chain(shared(&c.trace_phase_order, &b.trace_phase_order, TRACE));
         for metric in metrics {
             let (bv, cv) = (values(b, &metric), values(c, &metric));
             if bv.is_empty() || cv.is_empty() {

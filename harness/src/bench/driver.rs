@@ -58,6 +58,7 @@ impl Timing {
 /// A container runtime the benchmarks can drive.
 pub trait Runtime: Send + Sync {
     fn name(&self) -> &str;
+    fn bin(&self) -> &Path;
     /// `run`: create, start, wait and delete in one command.
     fn run(&self, bundle: &Path, id: &str, marks: Option<&Path>) -> Result<Timing, DriverError>;
     /// `create`, `start`, wait for the init to exit, `delete`.
@@ -188,6 +189,10 @@ fn wait_exit(pid: i32) -> Result<(), DriverError> {
 impl Runtime for Cli {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn bin(&self) -> &Path {
+        &self.bin
     }
 
     fn has_phase_marks(&self) -> bool {

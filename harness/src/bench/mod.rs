@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod driver;
 pub mod image;
+pub mod phases;
 pub mod report;
 pub mod scratch;
 pub mod startup;

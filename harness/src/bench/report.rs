@@ -3,7 +3,10 @@
 //! (Chrome trace-event format: one track per container start, opens in
 //! Perfetto) and index.html showing all of it.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use boxtrace_reports::{
     Axes, ReportError, Series, StackedBar, Style, Table, index_html, stacked_bars, xy_chart,
@@ -11,7 +14,11 @@ use boxtrace_reports::{
 use serde_json::json;
 use thiserror::Error;
 
-use super::summary::{Summary, SummaryError};
+use super::{
+    startup::RuntimeResult,
+    stats::Stats,
+    summary::{Summary, SummaryError},
+};
 
 #[derive(Debug, Error)]
 pub enum ReportDirError {
@@ -126,33 +133,36 @@ pub fn write(dir: &Path, s: &Summary) -> Result<PathBuf, ReportDirError> {
             "latency_by_round.svg".to_owned(),
         ));
     }
-    let bars: Vec<StackedBar> = measured
-        .iter()
-        .map(|r| {
-            let mut segments: Vec<(String, f64)> = r
-                .phase_order
-                .iter()
-                .filter_map(|p| Some((p.clone(), r.phases_ms.get(p)?.p50)))
-                .collect();
-            let total = r.latency_ms.map_or(0.0, |l| l.p50);
-            let accounted: f64 = segments.iter().map(|x| x.1).sum();
-            // What no phase explains: process start-up and exit, or the
-            // whole start for runtimes without phase marks.
-            segments.push(("unaccounted".to_owned(), (total - accounted).max(0.0)));
-            StackedBar {
-                name: r.name.clone(),
-                segments,
-            }
-        })
-        .collect();
-    if !bars.is_empty() {
+    let traced = phase_bars(&measured, |r| (&r.trace_phase_order, &r.trace_phases_ms));
+    if traced.iter().any(|b| b.segments.len() > 1) {
         let axes = Axes {
-            title: "Where a start goes: median per phase",
+            title: "Where a start goes, seen by the tracer: median per phase",
             x: "runtime",
             y: "median time (ms)",
         };
-        stacked_bars(&dir.join("phases.svg"), axes, &bars)?;
-        charts.push(("Phase breakdown".to_owned(), "phases.svg".to_owned()));
+        stacked_bars(&dir.join("phases.svg"), axes, &traced)?;
+        charts.push((
+            "Phase breakdown from the kernel's events, every runtime: each phase ends at the event it is named after (namespaces created, cgroup attach, pivot_root, workload exec, workload exit, last runtime command done)".to_owned(),
+            "phases.svg".to_owned(),
+        ));
+    }
+    let marked: Vec<&RuntimeResult> = measured
+        .iter()
+        .copied()
+        .filter(|r| !r.phase_order.is_empty())
+        .collect();
+    if !marked.is_empty() {
+        let bars = phase_bars(&marked, |r| (&r.phase_order, &r.phases_ms));
+        let axes = Axes {
+            title: "boxrun's own phase marks: median per phase",
+            x: "runtime",
+            y: "median time (ms)",
+        };
+        stacked_bars(&dir.join("boxrun_phases.svg"), axes, &bars)?;
+        charts.push((
+            "boxrun's phases (--phase-marks)".to_owned(),
+            "boxrun_phases.svg".to_owned(),
+        ));
     }
 
     let mut table = Table {
@@ -192,21 +202,29 @@ pub fn write(dir: &Path, s: &Summary) -> Result<PathBuf, ReportDirError> {
     }
     let mut tables = vec![table];
     for r in &s.runtimes {
-        if r.phase_order.is_empty() {
-            continue;
+        for (what, order, stats) in [
+            (
+                "seen by the tracer",
+                &r.trace_phase_order,
+                &r.trace_phases_ms,
+            ),
+            ("from its phase marks", &r.phase_order, &r.phases_ms),
+        ] {
+            if order.is_empty() {
+                continue;
+            }
+            tables.push(Table {
+                title: format!("{} phases {what} (ms since the previous one)", r.name),
+                header: ["phase", "p50", "p90", "max"].map(str::to_owned).to_vec(),
+                rows: order
+                    .iter()
+                    .filter_map(|p| {
+                        let st = stats.get(p)?;
+                        Some(vec![p.clone(), ms(st.p50), ms(st.p90), ms(st.max)])
+                    })
+                    .collect(),
+            });
         }
-        tables.push(Table {
-            title: format!("{} phases (ms since the previous phase)", r.name),
-            header: ["phase", "p50", "p90", "max"].map(str::to_owned).to_vec(),
-            rows: r
-                .phase_order
-                .iter()
-                .filter_map(|p| {
-                    let st = r.phases_ms.get(p)?;
-                    Some(vec![p.clone(), ms(st.p50), ms(st.p90), ms(st.max)])
-                })
-                .collect(),
-        });
     }
     let mut notes = vec![format!(
         "{} starts per runtime ({} warm-up left out), mode {}, concurrency {}, image {}; kernel {}, cgroup {}, {} CPUs.",
@@ -237,6 +255,35 @@ pub fn write(dir: &Path, s: &Summary) -> Result<PathBuf, ReportDirError> {
     )?)
 }
 
+/// Stacked bars of the median of each phase, plus what the phases leave
+/// unexplained of the median start (process start-up and exit, or the
+/// whole start without phases).
+fn phase_bars(
+    results: &[&RuntimeResult],
+    pick: impl Fn(&RuntimeResult) -> (&Vec<String>, &BTreeMap<String, Stats>),
+) -> Vec<StackedBar> {
+    results
+        .iter()
+        .map(|r| {
+            let (order, stats) = pick(r);
+            let mut segments: Vec<(String, f64)> = order
+                .iter()
+                .filter_map(|p| Some((p.clone(), stats.get(p)?.p50)))
+                .collect();
+            let total = r.latency_ms.map_or(0.0, |l| l.p50);
+            let accounted: f64 = segments.iter().map(|x| x.1).sum();
+            segments.push(("unaccounted".to_owned(), (total - accounted).max(0.0)));
+            StackedBar {
+                name: r.name.clone(),
+                segments,
+            }
+        })
+        .collect()
+}
+
+/// Track numbers of boxrun's mark tracks start here.
+const MARKS_TRACK: usize = 1_000_000;
+
 /// Chrome trace-event JSON: per runtime a process, per start a thread
 /// (track) holding the start and, for boxrun, its phases.
 fn write_trace(path: &Path, s: &Summary) -> Result<(), ReportDirError> {
@@ -251,11 +298,25 @@ fn write_trace(path: &Path, s: &Summary) -> Result<(), ReportDirError> {
             ev.push(json!({"ph": "X", "name": "start", "pid": pi, "tid": ti,
                            "ts": x.begin_ns as f64 / 1e3, "dur": x.ms * 1e3,
                            "args": {"id": x.id, "ms": x.ms}}));
-            let mut t = x.begin_ns as f64 / 1e3;
-            for (name, d) in &x.phases {
-                ev.push(json!({"ph": "X", "name": name, "pid": pi, "tid": ti,
-                               "ts": t, "dur": d * 1e3}));
-                t += d * 1e3;
+            // The tracer's phases nest in the start; boxrun's own marks,
+            // which cut it differently, get a track of their own.
+            let marks_tid = MARKS_TRACK + ti;
+            if !x.phases.is_empty() {
+                ev.push(
+                    json!({"ph": "M", "name": "thread_name", "pid": pi, "tid": marks_tid,
+                               "args": {"name": format!("{} boxrun marks", x.id)}}),
+                );
+            }
+            for (cat, tid, phases) in [
+                ("kernel", ti, &x.trace_phases),
+                ("boxrun", marks_tid, &x.phases),
+            ] {
+                let mut t = x.begin_ns as f64 / 1e3;
+                for (name, d) in phases {
+                    ev.push(json!({"ph": "X", "name": name, "cat": cat, "pid": pi,
+                                   "tid": tid, "ts": t, "dur": d * 1e3}));
+                    t += d * 1e3;
+                }
             }
         }
     }

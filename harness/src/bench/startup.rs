@@ -62,6 +62,9 @@ pub struct Sample {
     /// boxrun's phases: milliseconds since the previous mark, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<(String, f64)>,
+    /// The phases the tracer saw, for any runtime (see `phases`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace_phases: Vec<(String, f64)>,
 }
 
 /// The results of one runtime.
@@ -76,6 +79,11 @@ pub struct RuntimeResult {
     /// Phase names in the order they happen.
     #[serde(default)]
     pub phase_order: Vec<String>,
+    /// Per phase the tracer saw, statistics of its duration.
+    #[serde(default)]
+    pub trace_phases_ms: BTreeMap<String, Stats>,
+    #[serde(default)]
+    pub trace_phase_order: Vec<String>,
     pub samples: Vec<Sample>,
     /// Starts that failed, with the error.
     #[serde(default)]
@@ -88,9 +96,10 @@ pub trait Progress: Sync {
     fn advance(&self, runtime: &str, ms: f64);
 }
 
-/// Makes this thread's mounts private: the runtimes it spawns see no empty
-/// cgroup2 mount on a hybrid host (crun refuses that layout). Nothing
-/// changes on the host; the namespace goes with the last process in it.
+/// Makes the calling thread's mounts private (threads it creates later
+/// share them): the runtimes see no empty cgroup2 mount on a hybrid host
+/// (crun refuses that layout). Nothing changes on the host; the namespace
+/// goes with the last process in it.
 pub fn private_world() -> Result<(), StartupError> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(StartupError::Namespace)?;
     mount(
@@ -148,10 +157,12 @@ pub fn run(
         .iter()
         .map(|r| RuntimeResult {
             name: r.name().to_owned(),
-            bin: PathBuf::new(),
+            bin: r.bin().to_owned(),
             latency_ms: None,
             phases_ms: BTreeMap::new(),
             phase_order: Vec::new(),
+            trace_phases_ms: BTreeMap::new(),
+            trace_phase_order: Vec::new(),
             samples: Vec::new(),
             failures: Vec::new(),
         })
@@ -209,6 +220,7 @@ pub fn run(
                                 begin_ns: t.begin_ns,
                                 end_ns: t.end_ns,
                                 phases,
+                                trace_phases: Vec::new(),
                             });
                         }
                     }
@@ -228,25 +240,34 @@ pub fn run(
     results
 }
 
-/// Fills the statistics of a result from its samples.
-pub fn summarize(r: &mut RuntimeResult) {
-    let ms: Vec<f64> = r.samples.iter().map(|s| s.ms).collect();
-    r.latency_ms = Stats::of(&ms);
+/// Statistics per phase over the samples, and the phases' order.
+fn phase_stats<'a>(
+    phases: impl Iterator<Item = &'a Vec<(String, f64)>>,
+) -> (BTreeMap<String, Stats>, Vec<String>) {
     let mut per: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
-    for s in &r.samples {
-        for (k, v) in &s.phases {
+    for p in phases {
+        for (k, v) in p {
             if !order.contains(k) {
                 order.push(k.clone());
             }
             per.entry(k.clone()).or_default().push(*v);
         }
     }
-    r.phase_order = order;
-    r.phases_ms = per
+    let stats = per
         .into_iter()
         .filter_map(|(k, v)| Some((k, Stats::of(&v)?)))
         .collect();
+    (stats, order)
+}
+
+/// Fills the statistics of a result from its samples.
+pub fn summarize(r: &mut RuntimeResult) {
+    let ms: Vec<f64> = r.samples.iter().map(|s| s.ms).collect();
+    r.latency_ms = Stats::of(&ms);
+    (r.phases_ms, r.phase_order) = phase_stats(r.samples.iter().map(|s| &s.phases));
+    (r.trace_phases_ms, r.trace_phase_order) =
+        phase_stats(r.samples.iter().map(|s| &s.trace_phases));
 }
 
 #[cfg(test)]

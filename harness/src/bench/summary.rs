@@ -78,6 +78,15 @@ pub struct Summary {
     pub interrupted: bool,
     pub runtimes: Vec<RuntimeResult>,
     pub skipped: Vec<Skipped>,
+    /// The tracer's counts, when the run was traced.
+    #[serde(default)]
+    pub trace: Option<TraceInfo>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct TraceInfo {
+    pub events: u64,
+    pub lost: u64,
 }
 
 impl Summary {

@@ -1,23 +1,40 @@
 //! `boxtrace bench startup` and `boxtrace compare`.
 
 use std::{
+    fs::File,
+    io::BufWriter,
     path::PathBuf,
     process::ExitCode,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use anyhow::{Context as _, bail};
-use boxtrace::bench::{
-    compare::compare,
-    driver::{Cli, Runtime, find_binary},
-    image::{Image, ImageKind},
-    report,
-    scratch::Scratch,
-    startup::{self, Mode, Plan, Progress},
-    summary::{Host, SCHEMA, Skipped, Summary},
+use boxtrace::{
+    bench::{
+        compare::compare,
+        driver::{Cli, Runtime, find_binary},
+        image::{Image, ImageKind},
+        phases, report,
+        scratch::Scratch,
+        startup::{self, Mode, Plan, Progress},
+        summary::{Host, SCHEMA, Skipped, Summary, TraceInfo},
+    },
+    output::JsonLines,
+    trace::{
+        event::Event,
+        filter::Filter,
+        preflight,
+        probes::{Options, Probes, check_ring_bytes},
+        session::{Target, trace},
+        tracefs::with_tracefs,
+    },
 };
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::Notify;
 
 /// Set by SIGINT/SIGTERM: the run stops after the starts in flight.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -59,6 +76,10 @@ pub struct StartupArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Do not trace: no per-phase breakdown from the kernel, no
+    /// events.jsonl.
+    #[arg(long)]
+    pub no_trace: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -176,6 +197,31 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
     // Fail on an unusable report directory now, not after the run.
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
+    // Private mounts for this process and the runtimes it starts, made
+    // before the tracer attaches (it would take the unshare for a
+    // container start) and before any thread exists (threads inherit it).
+    startup::private_world()?;
+    // with_tracefs may switch mount namespaces while it attaches: also
+    // before any thread.
+    let mut probes = if args.no_trace {
+        None
+    } else {
+        preflight::check()?;
+        let opts = Options {
+            all: true,
+            sched_switch: false,
+            ring_bytes: check_ring_bytes(16 << 20)?,
+        };
+        Some(with_tracefs(|fs| Probes::attach(fs, opts))??)
+    };
+    let mut json = match &probes {
+        Some(_) => {
+            let path = out.join("events.jsonl");
+            let f = File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+            Some(JsonLines::new(BufWriter::new(f)))
+        }
+        None => None,
+    };
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
@@ -191,24 +237,72 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
     );
     let progress = Bar(bar.clone());
     let bundle = image.bundle.clone();
-    let results = std::thread::scope(|s| {
-        s.spawn(|| {
-            // This thread's mounts only: the runtimes it starts inherit them.
-            startup::private_world()?;
-            Ok::<_, startup::StartupError>(startup::run(
-                &runtimes, &bundle, &plan, &STOP, &progress,
-            ))
-        })
-        .join()
-        .expect("the benchmark thread panicked")
-    })?;
-    bar.finish_and_clear();
-    let mut results = results;
-    for (r, rt) in results.iter_mut().zip(&runtimes) {
-        if let Some(c) = find_binary(rt.name()) {
-            r.bin = c;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the event loop")?;
+    let stop_tracer = Arc::new(Notify::new());
+    let mut events: Vec<Event> = Vec::new();
+    let mut sink = |ev: &Event| -> std::io::Result<()> {
+        events.push(ev.clone());
+        if let Some(j) = json.as_mut() {
+            j.write(ev)?;
         }
-    }
+        Ok(())
+    };
+    let (results, traced) = rt.block_on(async {
+        let bench = tokio::task::spawn_blocking(move || {
+            startup::run(&runtimes, &bundle, &plan, &STOP, &progress)
+        });
+        let bench = async {
+            let r = bench.await;
+            stop_tracer.notify_one();
+            r
+        };
+        let tracer = async {
+            match probes.as_mut() {
+                Some(p) => Some(
+                    trace(
+                        p,
+                        &Target::Until(stop_tracer.clone()),
+                        &Filter::default(),
+                        &mut sink,
+                    )
+                    .await,
+                ),
+                None => None,
+            }
+        };
+        tokio::join!(bench, tracer)
+    });
+    bar.finish_and_clear();
+    let mut results = results.context("the benchmark thread failed")?;
+    let trace_info = match traced.transpose()? {
+        Some(t) => {
+            if let Some(j) = json.as_mut() {
+                j.flush().context("writing events.jsonl")?;
+            }
+            let keys = phases::ids_by_key(&events);
+            for r in &mut results {
+                for s in &mut r.samples {
+                    s.trace_phases = phases::of_start(&events, &keys, &s.id, s.begin_ns, s.end_ns);
+                }
+                startup::summarize(r);
+            }
+            if t.losses.total() > 0 {
+                eprintln!(
+                    "boxtrace: the tracer lost {} events: phases of some starts may be missing",
+                    t.losses.total()
+                );
+            }
+            Some(TraceInfo {
+                events: t.events,
+                lost: t.losses.total(),
+            })
+        }
+        None => None,
+    };
     let interrupted = STOP.load(Ordering::Relaxed);
     let summary = Summary {
         schema: SCHEMA,
@@ -223,6 +317,7 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
         interrupted,
         runtimes: results,
         skipped,
+        trace: trace_info,
     };
     let index = report::write(&out, &summary)?;
     print_table(&summary);
@@ -287,7 +382,7 @@ pub fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
         bail!("the two runs share no runtime to compare");
     }
     println!(
-        "{:<10} {:<16} {:>10} {:>10} {:>9} {:>20}",
+        "{:<10} {:<22} {:>10} {:>10} {:>9} {:>20}",
         "runtime", "metric", "base p50", "cur p50", "change", "95% CI"
     );
     let mut regressions = 0;
@@ -299,7 +394,7 @@ pub fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
             ""
         };
         println!(
-            "{:<10} {:<16} {:>10.3} {:>10.3} {:>+8.1}% {:>+9.1}% .. {:>+6.1}%{flag}",
+            "{:<10} {:<22} {:>10.3} {:>10.3} {:>+8.1}% {:>+9.1}% .. {:>+6.1}%{flag}",
             c.runtime,
             c.metric,
             c.baseline_p50,

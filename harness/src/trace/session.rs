@@ -50,6 +50,9 @@ pub enum Target {
     /// Every container start on the host, until SIGINT/SIGTERM or the
     /// duration elapses.
     All { duration: Option<Duration> },
+    /// Every container start on the host, until `stop` is notified. The
+    /// caller handles signals (benchmarks stop cleanly on Ctrl-C).
+    Until(std::sync::Arc<tokio::sync::Notify>),
 }
 
 /// What a traced run ended with.
@@ -128,6 +131,16 @@ impl Signals {
     }
 }
 
+/// The next delivery of `signal`; never, without a handler.
+async fn recv(signal: &mut Option<Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Starts `argv` so that it tracks itself between fork and exec.
 fn spawn_tracked(probes: &Probes, argv: &[OsString]) -> Result<Child, SessionError> {
     let (program, args) = argv.split_first().ok_or(SessionError::NoCommand)?;
@@ -179,7 +192,15 @@ pub async fn trace(
         shown: 0,
         undecodable: 0,
     };
-    let mut signals = Signals::new()?;
+    // Handlers only when tracing ends on a signal: registering them would
+    // replace the caller's.
+    let (mut int, mut quit, mut term) = match target {
+        Target::Until(_) => (None, None, None),
+        _ => {
+            let s = Signals::new()?;
+            (Some(s.int), Some(s.quit), Some(s.term))
+        }
+    };
     // Records are sent without waking us (see the probes' `send`): poll.
     let mut poll = tokio::time::interval(Duration::from_millis(boxtrace_common::POLL_MS));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -187,7 +208,15 @@ pub async fn trace(
     let (mut child, duration) = match target {
         Target::Command(argv) => (Some(spawn_tracked(probes, argv)?), None),
         Target::All { duration } => (None, *duration),
+        Target::Until(_) => (None, None),
     };
+    let stop = async {
+        match target {
+            Target::Until(n) => n.notified().await,
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stop);
     // Read once: the select below borrows the child for waiting.
     let child_pid = child.as_ref().and_then(Child::id);
     let deadline = async {
@@ -207,11 +236,12 @@ pub async fn trace(
             _ = poll.tick() => reader.drain(ring.get_mut())?,
             status = wait(&mut child) => break Some(status.map_err(SessionError::Wait)?),
             () = &mut deadline => break None,
+            () = &mut stop => break None,
             // The terminal sends SIGINT/SIGQUIT to a traced command too: it
             // decides; with --all they end tracing.
-            _ = signals.int.recv(), if child_pid.is_none() => break None,
-            _ = signals.quit.recv(), if child_pid.is_none() => break None,
-            _ = signals.term.recv() => match child_pid {
+            _ = recv(&mut int), if child_pid.is_none() => break None,
+            _ = recv(&mut quit), if child_pid.is_none() => break None,
+            _ = recv(&mut term) => match child_pid {
                 // SAFETY: plain kill(2) on our own child.
                 Some(pid) => unsafe { libc::kill(pid as i32, libc::SIGTERM); },
                 None => break None,
