@@ -13,6 +13,14 @@ use std::{
 use common::{BOXTRACE, require_root, stderr};
 use serde_json::Value;
 
+/// The benchmarks of this file run one at a time: timings taken while
+/// another benchmark loads the machine are not worth comparing.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn bench(out: &Path, extra: &[&str]) -> Output {
     require_root();
     Command::new(BOXTRACE)
@@ -76,6 +84,7 @@ fn leftovers() -> Vec<PathBuf> {
 
 #[test]
 fn startup_of_three_runtimes_writes_the_report_and_leaves_nothing() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let out = bench(
         dir.path(),
@@ -174,6 +183,7 @@ fn startup_of_three_runtimes_writes_the_report_and_leaves_nothing() {
 
 #[test]
 fn lifecycle_mode_with_concurrency() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let out = bench(
         dir.path(),
@@ -206,6 +216,7 @@ fn lifecycle_mode_with_concurrency() {
 
 #[test]
 fn ctrl_c_stops_cleanly_and_keeps_a_partial_report() {
+    let _serial = serial();
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(BOXTRACE)
@@ -250,6 +261,7 @@ fn compare(a: &Path, b: &Path, pct: &str) -> Output {
 
 #[test]
 fn compare_passes_like_runs_and_flags_an_added_delay() {
+    let _serial = serial();
     let runs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     for (i, d) in runs.iter().enumerate() {
         let mut args = vec!["--runtime", "boxrun", "-n", "25", "--warmup", "2"];
@@ -281,6 +293,7 @@ fn compare_passes_like_runs_and_flags_an_added_delay() {
 
 #[test]
 fn bad_input_is_named() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.json");
     let out = compare(&missing, &missing, "10");

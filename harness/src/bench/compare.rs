@@ -29,7 +29,8 @@ pub struct Change {
     pub change_pct: f64,
     /// 95% interval of the change of the median, in percent.
     pub ci_pct: [f64; 2],
-    /// The interval lies wholly above the allowed regression.
+    /// The interval lies wholly above the allowed regression, and the
+    /// median moved by more than the smallest change that counts.
     pub regression: bool,
 }
 
@@ -62,8 +63,10 @@ pub fn change(base: &[f64], cur: &[f64], rng: &mut Rng) -> (f64, [f64; 2]) {
     (pct(mb, mc), [q(0.025), q(0.975)])
 }
 
-/// Every metric the two runs share.
-pub fn compare(base: &Summary, cur: &Summary, max_regression_pct: f64) -> Vec<Change> {
+/// Every metric the two runs share. A change counts as a regression when
+/// its whole interval is above `max_regression_pct` and the median grew
+/// by more than `min_ms` (tiny phases swing by large percentages).
+pub fn compare(base: &Summary, cur: &Summary, max_regression_pct: f64, min_ms: f64) -> Vec<Change> {
     let mut rng = Rng::new(0xc0ffee);
     let mut out = Vec::new();
     for c in &cur.runtimes {
@@ -85,14 +88,15 @@ pub fn compare(base: &Summary, cur: &Summary, max_regression_pct: f64) -> Vec<Ch
                 continue;
             }
             let (pct, ci) = change(&bv, &cv, &mut rng);
+            let (mb, mc) = (median(&bv), median(&cv));
             out.push(Change {
                 runtime: c.name.clone(),
                 metric,
-                baseline_p50: median(&bv),
-                current_p50: median(&cv),
+                baseline_p50: mb,
+                current_p50: mc,
                 change_pct: pct,
                 ci_pct: ci,
-                regression: ci[0] > max_regression_pct,
+                regression: ci[0] > max_regression_pct && mc - mb > min_ms,
             });
         }
     }

@@ -92,6 +92,10 @@ pub struct CompareArgs {
     /// with the whole 95% confidence interval beyond it.
     #[arg(long, value_name = "PCT", default_value_t = 10.0)]
     pub max_regression: f64,
+    /// A median that grew by less than MS milliseconds is never a
+    /// regression, whatever the percentage (sub-millisecond phases swing).
+    #[arg(long, value_name = "MS", default_value_t = 0.25)]
+    pub min_ms: f64,
 }
 
 struct Bar(ProgressBar);
@@ -377,7 +381,10 @@ pub fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
     }
     let base = Summary::load(&summary_path(args.baseline))?;
     let cur = Summary::load(&summary_path(args.current))?;
-    let changes = compare(&base, &cur, args.max_regression);
+    if !(args.min_ms.is_finite() && args.min_ms >= 0.0) {
+        bail!("--min-ms must be at least 0, got {}", args.min_ms);
+    }
+    let changes = compare(&base, &cur, args.max_regression, args.min_ms);
     if changes.is_empty() {
         bail!("the two runs share no runtime to compare");
     }
@@ -406,8 +413,8 @@ pub fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
     }
     if regressions > 0 {
         println!(
-            "{regressions} regression(s) beyond {}% with the whole 95% interval above it",
-            args.max_regression
+            "{regressions} regression(s) beyond {}% (and {} ms) with the whole 95% interval above it",
+            args.max_regression, args.min_ms
         );
         return Ok(ExitCode::from(1));
     }
