@@ -139,3 +139,42 @@ fn a_boxrun_start_is_traced_in_order_and_matches_its_phase_marks() {
         (mark["deleted"] - mark["started"]) as f64 / 1e6
     );
 }
+
+#[test]
+fn the_demo_traces_boxrun_on_the_builtin_image_and_leaves_nothing() {
+    common::require_root();
+    let output = Command::new(common::BOXTRACE).arg("demo").output().unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    // The workload, pid 1 of its namespace. (Its cgroup reads `/` where
+    // the default config's cgroup namespace hides the path, as on v2.)
+    assert!(
+        out.contains("hello from boxtrace (pid 1), cgroup "),
+        "{out}"
+    );
+    for want in [
+        "cgroup_mkdir \"/boxtrace-demo-",
+        "clone3",
+        "CLONE_NEWPID",
+        "pivot_root",
+        "sethostname  \"boxtrace\" = 0",
+        "exec         \"/bin/workload\"",
+        "exit         code=0",
+        "command exited 0",
+    ] {
+        assert!(err.contains(want), "no `{want}` in\n{err}");
+    }
+    // The summary names the container: `containers: <id> (key N)`.
+    let id = err
+        .split("containers: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no container in the summary:\n{err}"))
+        .to_owned();
+    assert!(id.starts_with("boxtrace-demo-"), "{id}");
+    for ctrl in ["pids", "memory", "cpu", "freezer", ""] {
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(ctrl).join(&id);
+        assert!(!dir.exists(), "{} left behind:\n{err}", dir.display());
+    }
+}

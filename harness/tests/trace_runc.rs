@@ -235,14 +235,17 @@ fn a_burst_of_200_container_starts_loses_nothing() {
 #[test]
 fn demo_traces_a_runc_container_and_leaves_nothing() {
     require_root();
-    let output = Command::new(BOXTRACE).arg("demo").output().unwrap();
+    let output = Command::new(BOXTRACE)
+        .args(["demo", "--runtime", "runc"])
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
     let err = stderr(&output);
     assert!(output.status.success(), "{err}");
-    assert!(out.contains("hello from boxtrace-demo"), "{out}");
+    assert!(out.contains("hello from boxtrace (pid 1)"), "{out}");
     assert!(err.contains("runc:[1:CHILD]   unshare"), "{err}");
     assert!(err.contains("pivot_root"), "{err}");
-    assert!(err.contains("sethostname  \"boxtrace-demo\" = 0"), "{err}");
+    assert!(err.contains("sethostname  \"boxtrace\" = 0"), "{err}");
     // The container's id carries boxtrace's pid; nothing of it remains.
     let id = err
         .split_whitespace()

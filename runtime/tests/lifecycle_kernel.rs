@@ -373,3 +373,57 @@ fn user_namespace_maps_ids() {
     assert_eq!(lines[3], ["0"]);
     assert!(cgroup_leftovers("bl-userns").is_empty());
 }
+
+/// Whether the filesystem at `path` is mounted read-only here.
+fn read_only(path: &str) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .unwrap()
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+}
+
+#[test]
+fn a_read_only_mount_of_a_shared_filesystem_stays_in_the_container() {
+    // Without a network namespace the container's sysfs is the host's
+    // superblock: making it read-only must change the container's mount,
+    // never the superblock the host uses.
+    assert!(!read_only("/sys"), "/sys is read-only before the test");
+    let b = TestBundle::new(
+        &[
+            "sh",
+            "-c",
+            "echo x > /sys/kernel/uevent_helper; echo wrote=$?",
+        ],
+        serde_json::json!({
+            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}]
+        }),
+    );
+    let cfg = b.path().join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]}
+    ));
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let out = b.run("bl-ro-sysfs");
+    let host_ro = read_only("/sys");
+    if host_ro {
+        // Put the host back before failing.
+        let _ = nix::mount::mount(
+            None::<&str>,
+            "/sys",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT,
+            None::<&str>,
+        );
+    }
+    assert!(!host_ro, "the container made the host's /sys read-only");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Read-only inside: the write failed there.
+    assert!(stdout.contains("wrote=1"), "{stdout}");
+}

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! workload true                         exit 0 at once
+//! workload hello                        say where it runs: hostname, pid, cgroup
 //! workload sleep SECS                   sleep (fractions allowed)
 //! workload alloc MIB [STEP_MIB [MS]]    touch MIB MiB, STEP_MIB at a time, MS between steps
 //! workload spin THREADS SECS            keep THREADS threads busy for SECS
@@ -32,7 +33,7 @@ const MIB: usize = 1 << 20;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: workload true | sleep SECS | alloc MIB [STEP_MIB [MS]] | spin THREADS SECS | \
+        "usage: workload true | hello | sleep SECS | alloc MIB [STEP_MIB [MS]] | spin THREADS SECS | \
          fork N [SECS] | write FILE MIB | read FILE MIB"
     );
     ExitCode::from(2)
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     let result = match cmd.as_str() {
         "true" => Ok(()),
+        "hello" => hello(),
         "sleep" => {
             num::<f64>(&args, 1, "SECS").map(|s| std::thread::sleep(Duration::from_secs_f64(s)))
         }
@@ -78,6 +80,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn hello() -> Result<(), String> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let host = read("/proc/sys/kernel/hostname");
+    let cgroup = read("/proc/self/cgroup");
+    // The v2 line, or the pids hierarchy's on v1: both name the container.
+    let line = cgroup
+        .lines()
+        .find(|l| l.starts_with("0::") || l.contains(":pids:"))
+        .or_else(|| cgroup.lines().next())
+        .unwrap_or("unknown");
+    println!(
+        "hello from {} (pid {}), cgroup {line}",
+        host.trim(),
+        std::process::id()
+    );
+    Ok(())
 }
 
 /// Touches memory step by step, printing the total after each step so an

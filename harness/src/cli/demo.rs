@@ -1,76 +1,46 @@
-//! `boxtrace demo`: traces runc starting a busybox container, needing
-//! nothing but what `scripts/setup` installs.
+//! `boxtrace demo`: traces boxrun (or another runtime) starting a
+//! container of the built-in image, needing nothing but this build.
 
-use std::{
-    ffi::OsString,
-    os::unix::fs::symlink,
-    path::Path,
-    process::{Command, ExitCode},
+use std::{ffi::OsString, process::ExitCode};
+
+use anyhow::Context as _;
+use boxtrace::bench::{
+    driver::find_binary,
+    image::{Image, ImageKind},
 };
-
-use anyhow::{Context as _, bail, ensure};
 
 use super::{DemoArgs, TraceArgs, trace};
 
-const BUSYBOX: &str = "/bin/busybox";
-/// The container's hostname; its id adds boxtrace's pid, so two demos at
-/// once do not share a cgroup.
+/// The container's id prefix; boxtrace's pid makes two demos at once
+/// distinct.
 const NAME: &str = "boxtrace-demo";
 
-/// A busybox root filesystem and a `runc spec` config running `args`.
-fn busybox_bundle(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
-        std::fs::create_dir_all(rootfs.join(d))
-            .with_context(|| format!("creating {}", rootfs.join(d).display()))?;
-    }
-    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).context("copying busybox")?;
-    for applet in ["sh", "hostname", "echo", "ps", "cat"] {
-        symlink("busybox", rootfs.join("bin").join(applet)).context("linking applets")?;
-    }
-    let st = Command::new("runc")
-        .args(["spec", "--bundle"])
-        .arg(dir)
-        .status()
-        .context("running `runc spec` (is runc installed? run scripts/setup)")?;
-    ensure!(st.success(), "`runc spec` failed: {st}");
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).context("reading config.json")?;
-    let mut config: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: invalid JSON from runc spec", path.display()))?;
-    config["process"]["terminal"] = false.into();
-    config["process"]["args"] = args.iter().map(|&a| serde_json::Value::from(a)).collect();
-    config["hostname"] = NAME.into();
-    std::fs::write(&path, serde_json::to_vec_pretty(&config)?).context("writing config.json")?;
-    Ok(())
-}
-
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    if !Path::new(BUSYBOX).exists() {
-        bail!("{BUSYBOX} is missing: run scripts/setup (installs busybox-static)");
-    }
-    let bundle = tempfile::tempdir().context("creating the bundle directory")?;
-    let state = tempfile::tempdir().context("creating runc's state directory")?;
-    busybox_bundle(
-        bundle.path(),
-        &[
-            "sh",
-            "-c",
-            "echo hello from $(hostname); cat /proc/self/cgroup | head -3",
-        ],
-    )?;
+    let runtime = find_binary(&args.runtime).with_context(|| {
+        format!(
+            "runtime `{}` not found (boxrun is built with `cargo build --release -p boxrun`; \
+             runc and crun come with scripts/setup)",
+            args.runtime
+        )
+    })?;
+    let image = Image::prepare(ImageKind::Builtin, &["hello"])?;
+    let state = tempfile::Builder::new()
+        .prefix("boxtrace-demo-")
+        .tempdir()
+        .context("creating the runtime's state directory")?;
     let id = format!("{NAME}-{}", std::process::id());
     let argv: Vec<OsString> = vec![
-        "runc".into(),
+        runtime.clone().into(),
         "--root".into(),
         state.path().into(),
         "run".into(),
         "--bundle".into(),
-        bundle.path().into(),
+        image.bundle.clone().into(),
         id.into(),
     ];
     eprintln!(
-        "boxtrace demo: tracing `runc run` of a busybox container ({})\n",
+        "boxtrace demo: tracing `{} run` of a container of the built-in image ({})\n",
+        runtime.display(),
         argv.iter()
             .map(|a| a.to_string_lossy())
             .collect::<Vec<_>>()

@@ -34,8 +34,9 @@ pub enum Command {
     /// (namespaces, mounts, execs, cgroups, OOM kills), or with --all for
     /// every container started on the host by any runtime.
     Trace(TraceArgs),
-    /// Trace runc starting a busybox container and print, in outline, what
-    /// the kernel did: cgroups, namespaces, mounts, pivot_root, exec, exit.
+    /// Trace boxrun starting a container of the built-in image and print,
+    /// in outline, what the kernel did: cgroups, namespaces, mounts,
+    /// pivot_root, exec, exit.
     Demo(DemoArgs),
     /// Benchmark container runtimes and write a report directory.
     #[command(subcommand)]
@@ -103,6 +104,9 @@ pub struct DemoArgs {
     /// Also write every event as JSON Lines to FILE.
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// The runtime to trace: boxrun, runc, crun, or a path.
+    #[arg(long, default_value = "boxrun", value_name = "NAME|PATH")]
+    pub runtime: String,
 }
 
 pub fn init_logging(verbose: u8) {

@@ -197,18 +197,28 @@ fn mount_one(
         }
     })
     .map_err(sys("mount", &dest))?;
-    // Bind mounts ignore most flags on the first call: remount to apply.
+    // Bind mounts ignore most flags on the first call, and read-only was
+    // held back: remount to apply them. Always as a bind remount, which
+    // changes this mount only: a plain remount changes the superblock,
+    // and filesystems such as cgroup2 (or sysfs without a new network
+    // namespace) share theirs with the host, which would turn read-only.
     if bind && (opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC)) != MsFlags::empty()
         || opts.flags.contains(MsFlags::MS_RDONLY)
     {
-        let re = MsFlags::MS_REMOUNT | (opts.flags & !MsFlags::MS_REC);
-        let re = if bind { re | MsFlags::MS_BIND } else { re };
+        let per_mount = MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC
+            | MsFlags::MS_NOATIME
+            | MsFlags::MS_NODIRATIME
+            | MsFlags::MS_RELATIME
+            | MsFlags::MS_STRICTATIME;
         mount(
             None::<&str>,
             &dest,
             None::<&str>,
-            re,
-            data.filter(|_| !bind),
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | (opts.flags & per_mount),
+            None::<&str>,
         )
         .map_err(sys("remount", &dest))?;
     }
