@@ -145,6 +145,74 @@ impl Cli {
         })
     }
 
+    /// `create`: returns the init's pid. The init inherits create's stdio:
+    /// a pipe would stay open until the container exits, so its stdout
+    /// goes to `stdout` (or /dev/null) and errors to a file.
+    pub fn create(
+        &self,
+        bundle: &Path,
+        id: &str,
+        marks: Option<&Path>,
+        stdout: Option<std::fs::File>,
+    ) -> Result<i32, DriverError> {
+        let pid_file = self.files.join(format!("{id}.pid"));
+        let mut c = self.cmd();
+        c.args(["create", "--bundle"]).arg(bundle);
+        c.arg("--pid-file").arg(&pid_file);
+        if let Some(m) = marks.filter(|_| self.has_phase_marks()) {
+            c.arg("--phase-marks").arg(m);
+        }
+        let err_path = self.files.join(format!("{id}.err"));
+        let spawn_err = |bin: &Path, source| DriverError::Spawn {
+            runtime: self.name.clone(),
+            step: "create",
+            id: id.to_owned(),
+            bin: bin.to_owned(),
+            source,
+        };
+        let err_file = std::fs::File::create(&err_path).map_err(|e| spawn_err(&err_path, e))?;
+        c.arg(id)
+            .stdin(Stdio::null())
+            .stdout(stdout.map_or_else(Stdio::null, Stdio::from))
+            .stderr(err_file);
+        let status = c.status();
+        let created = match status {
+            Ok(st) if !st.success() => Err(DriverError::Failed {
+                runtime: self.name.clone(),
+                step: "create",
+                id: id.to_owned(),
+                status: st,
+                stderr: std::fs::read_to_string(&err_path)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            }),
+            Ok(_) => Ok(()),
+            Err(source) => Err(spawn_err(&self.bin, source)),
+        };
+        let _ = std::fs::remove_file(&err_path);
+        created?;
+        let pid_text = std::fs::read_to_string(&pid_file).map_err(|e| DriverError::PidFile {
+            runtime: self.name.clone(),
+            id: id.to_owned(),
+            detail: format!("{}: {e}", pid_file.display()),
+        })?;
+        let _ = std::fs::remove_file(&pid_file);
+        pid_text.trim().parse().map_err(|_| DriverError::PidFile {
+            runtime: self.name.clone(),
+            id: id.to_owned(),
+            detail: format!("`{}` is not a pid", pid_text.trim()),
+        })
+    }
+
+    /// A command on container `id` (start, delete, pause, resume), with
+    /// `flags` before the id as runc's parser wants them.
+    pub fn step(&self, step: &'static str, id: &str, flags: &[&str]) -> Result<(), DriverError> {
+        let mut c = self.cmd();
+        c.arg(step).args(flags).arg(id);
+        self.check(step, id, c.output())
+    }
+
     fn delay(&self) {
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
@@ -153,7 +221,7 @@ impl Cli {
 }
 
 /// Blocks until process `pid` (not our child) exits.
-fn wait_exit(pid: i32) -> Result<(), DriverError> {
+pub fn wait_exit(pid: i32) -> Result<(), DriverError> {
     let err = |source| DriverError::Wait { pid, source };
     // SAFETY: pidfd_open takes a pid and flags; the fd is owned below.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -220,70 +288,12 @@ impl Runtime for Cli {
         id: &str,
         marks: Option<&Path>,
     ) -> Result<Timing, DriverError> {
-        let pid_file = self.files.join(format!("{id}.pid"));
-        let mut c = self.cmd();
-        c.args(["create", "--bundle"]).arg(bundle);
-        c.arg("--pid-file").arg(&pid_file);
-        if let Some(m) = marks.filter(|_| self.has_phase_marks()) {
-            c.arg("--phase-marks").arg(m);
-        }
-        // The init inherits create's stdio: a pipe would stay open until
-        // the container exits, so errors go to a file.
-        let err_path = self.files.join(format!("{id}.err"));
-        let err_file = std::fs::File::create(&err_path).map_err(|source| DriverError::Spawn {
-            runtime: self.name.clone(),
-            step: "create",
-            id: id.to_owned(),
-            bin: err_path.clone(),
-            source,
-        })?;
-        c.arg(id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err_file);
         let begin_ns = now_ns();
         self.delay();
-        let status = c.status();
-        let created = match status {
-            Ok(st) if !st.success() => Err(DriverError::Failed {
-                runtime: self.name.clone(),
-                step: "create",
-                id: id.to_owned(),
-                status: st,
-                stderr: std::fs::read_to_string(&err_path)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned(),
-            }),
-            Ok(_) => Ok(()),
-            Err(source) => Err(DriverError::Spawn {
-                runtime: self.name.clone(),
-                step: "create",
-                id: id.to_owned(),
-                bin: self.bin.clone(),
-                source,
-            }),
-        };
-        let _ = std::fs::remove_file(&err_path);
-        created?;
-        let pid_text = std::fs::read_to_string(&pid_file).map_err(|e| DriverError::PidFile {
-            runtime: self.name.clone(),
-            id: id.to_owned(),
-            detail: format!("{}: {e}", pid_file.display()),
-        })?;
-        let _ = std::fs::remove_file(&pid_file);
-        let pid: i32 = pid_text.trim().parse().map_err(|_| DriverError::PidFile {
-            runtime: self.name.clone(),
-            id: id.to_owned(),
-            detail: format!("`{}` is not a pid", pid_text.trim()),
-        })?;
-        let mut s = self.cmd();
-        s.args(["start", id]);
-        self.check("start", id, s.output())?;
+        let pid = self.create(bundle, id, marks, None)?;
+        self.step("start", id, &[])?;
         wait_exit(pid)?;
-        let mut d = self.cmd();
-        d.args(["delete", id]);
-        self.check("delete", id, d.output())?;
+        self.step("delete", id, &[])?;
         Ok(Timing {
             begin_ns,
             end_ns: now_ns(),

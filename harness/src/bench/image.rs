@@ -25,6 +25,8 @@ pub enum ImageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("linux.resources: {0}")]
+    Resources(serde_json::Error),
     #[error("the default OCI configuration: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
 }
@@ -96,6 +98,16 @@ impl Image {
     /// Makes (or, for a directory, checks) the bundle. `args` is the
     /// workload command (e.g. `["true"]`); a user bundle keeps its own.
     pub fn prepare(kind: ImageKind, args: &[&str]) -> Result<Self, ImageError> {
+        Self::prepare_with(kind, args, None)
+    }
+
+    /// Like `prepare`, with `linux.resources` (OCI JSON) in the config, so
+    /// every runtime gets the same limits.
+    pub fn prepare_with(
+        kind: ImageKind,
+        args: &[&str],
+        resources: Option<serde_json::Value>,
+    ) -> Result<Self, ImageError> {
         if let ImageKind::Dir(p) = &kind {
             if !p.join("config.json").is_file() {
                 return Err(ImageError::NotABundle(p.clone()));
@@ -135,7 +147,7 @@ impl Image {
                 }
             }
         }
-        write_config(dir.path(), &process_args(&kind, args))?;
+        write_config(dir.path(), &process_args(&kind, args), resources)?;
         Ok(Self {
             kind,
             bundle: dir.path().to_owned(),
@@ -146,8 +158,19 @@ impl Image {
 
 /// The OCI default configuration (what `runc spec` writes, near enough)
 /// running `args`, without a terminal.
-fn write_config(bundle: &Path, args: &[String]) -> Result<(), ImageError> {
+fn write_config(
+    bundle: &Path,
+    args: &[String],
+    resources: Option<serde_json::Value>,
+) -> Result<(), ImageError> {
     let mut spec = oci_spec::runtime::Spec::default();
+    if let Some(r) = resources {
+        let r: oci_spec::runtime::LinuxResources =
+            serde_json::from_value(r).map_err(ImageError::Resources)?;
+        if let Some(l) = spec.linux_mut() {
+            l.set_resources(Some(r));
+        }
+    }
     if let Some(p) = spec.process_mut() {
         p.set_terminal(Some(false));
         p.set_args(Some(args.to_vec()));

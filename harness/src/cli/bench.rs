@@ -37,7 +37,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Notify;
 
 /// Set by SIGINT/SIGTERM: the run stops after the starts in flight.
-static STOP: AtomicBool = AtomicBool::new(false);
+pub static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
@@ -201,112 +201,22 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
     // Fail on an unusable report directory now, not after the run.
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    // Private mounts for this process and the runtimes it starts, made
-    // before the tracer attaches (it would take the unshare for a
-    // container start) and before any thread exists (threads inherit it).
-    startup::private_world()?;
-    // with_tracefs may switch mount namespaces while it attaches: also
-    // before any thread.
-    let mut probes = if args.no_trace {
-        None
-    } else {
-        preflight::check()?;
-        let opts = Options {
-            all: true,
-            sched_switch: false,
-            ring_bytes: check_ring_bytes(16 << 20)?,
-        };
-        Some(with_tracefs(|fs| Probes::attach(fs, opts))??)
-    };
-    let mut json = match &probes {
-        Some(_) => {
-            let path = out.join("events.jsonl");
-            let f = File::create(&path).with_context(|| format!("writing {}", path.display()))?;
-            Some(JsonLines::new(BufWriter::new(f)))
-        }
-        None => None,
-    };
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-    }
-    let bar = if args.no_progress {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} starts, ETA {eta} {msg}")
-            .expect("a valid template"),
-    );
+    let bar = progress_bar(args.no_progress);
     let progress = Bar(bar.clone());
     let bundle = image.bundle.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context("starting the event loop")?;
-    let stop_tracer = Arc::new(Notify::new());
-    let mut events: Vec<Event> = Vec::new();
-    let mut sink = |ev: &Event| -> std::io::Result<()> {
-        events.push(ev.clone());
-        if let Some(j) = json.as_mut() {
-            j.write(ev)?;
-        }
-        Ok(())
-    };
-    let (results, traced) = rt.block_on(async {
-        let bench = tokio::task::spawn_blocking(move || {
-            startup::run(&runtimes, &bundle, &plan, &STOP, &progress)
-        });
-        let bench = async {
-            let r = bench.await;
-            stop_tracer.notify_one();
-            r
-        };
-        let tracer = async {
-            match probes.as_mut() {
-                Some(p) => Some(
-                    trace(
-                        p,
-                        &Target::Until(stop_tracer.clone()),
-                        &Filter::default(),
-                        &mut sink,
-                    )
-                    .await,
-                ),
-                None => None,
-            }
-        };
-        tokio::join!(bench, tracer)
-    });
+    let (mut results, events, trace_info) = traced(!args.no_trace, &out, move || {
+        startup::run(&runtimes, &bundle, &plan, &STOP, &progress)
+    })?;
     bar.finish_and_clear();
-    let mut results = results.context("the benchmark thread failed")?;
-    let trace_info = match traced.transpose()? {
-        Some(t) => {
-            if let Some(j) = json.as_mut() {
-                j.flush().context("writing events.jsonl")?;
+    if trace_info.is_some() {
+        let keys = phases::ids_by_key(&events);
+        for r in &mut results {
+            for s in &mut r.samples {
+                s.trace_phases = phases::of_start(&events, &keys, &s.id, s.begin_ns, s.end_ns);
             }
-            let keys = phases::ids_by_key(&events);
-            for r in &mut results {
-                for s in &mut r.samples {
-                    s.trace_phases = phases::of_start(&events, &keys, &s.id, s.begin_ns, s.end_ns);
-                }
-                startup::summarize(r);
-            }
-            if t.losses.total() > 0 {
-                eprintln!(
-                    "boxtrace: the tracer lost {} events: phases of some starts may be missing",
-                    t.losses.total()
-                );
-            }
-            Some(TraceInfo {
-                events: t.events,
-                lost: t.losses.total(),
-            })
+            startup::summarize(r);
         }
-        None => None,
-    };
+    }
     let interrupted = STOP.load(Ordering::Relaxed);
     let summary = Summary {
         schema: SCHEMA,
@@ -343,6 +253,116 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(hidden: bool) -> ProgressBar {
+    let bar = if hidden {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} starts, ETA {eta} {msg}")
+            .expect("a valid template"),
+    );
+    bar
+}
+
+/// Runs `work` on a thread of its own while the tracer (unless `!trace`)
+/// follows every container start on the host, its events also written to
+/// `out/events.jsonl`. Before anything else the process moves into a
+/// private mount namespace (see `startup::private_world`) and SIGINT and
+/// SIGTERM start setting STOP.
+pub fn traced<T: Send + 'static>(
+    trace_on: bool,
+    out: &std::path::Path,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<(T, Vec<Event>, Option<TraceInfo>)> {
+    // Made before the tracer attaches (it would take the unshare for a
+    // container start) and before any thread exists (threads inherit it).
+    startup::private_world()?;
+    // with_tracefs may switch mount namespaces while it attaches: also
+    // before any thread.
+    let mut probes = if trace_on {
+        preflight::check()?;
+        let opts = Options {
+            all: true,
+            sched_switch: false,
+            ring_bytes: check_ring_bytes(16 << 20)?,
+        };
+        Some(with_tracefs(|fs| Probes::attach(fs, opts))??)
+    } else {
+        None
+    };
+    let mut json = match &probes {
+        Some(_) => {
+            let path = out.join("events.jsonl");
+            let f = File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+            Some(JsonLines::new(BufWriter::new(f)))
+        }
+        None => None,
+    };
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the event loop")?;
+    let stop_tracer = Arc::new(Notify::new());
+    let mut events: Vec<Event> = Vec::new();
+    let mut sink = |ev: &Event| -> std::io::Result<()> {
+        events.push(ev.clone());
+        if let Some(j) = json.as_mut() {
+            j.write(ev)?;
+        }
+        Ok(())
+    };
+    let (result, traced) = rt.block_on(async {
+        let work = tokio::task::spawn_blocking(work);
+        let work = async {
+            let r = work.await;
+            stop_tracer.notify_one();
+            r
+        };
+        let tracer = async {
+            match probes.as_mut() {
+                Some(p) => Some(
+                    trace(
+                        p,
+                        &Target::Until(stop_tracer.clone()),
+                        &Filter::default(),
+                        &mut sink,
+                    )
+                    .await,
+                ),
+                None => None,
+            }
+        };
+        tokio::join!(work, tracer)
+    });
+    let result = result.context("the benchmark thread failed")?;
+    let info = match traced.transpose()? {
+        Some(t) => {
+            if let Some(j) = json.as_mut() {
+                j.flush().context("writing events.jsonl")?;
+            }
+            if t.losses.total() > 0 {
+                eprintln!(
+                    "boxtrace: the tracer lost {} events: some results may be missing",
+                    t.losses.total()
+                );
+            }
+            Some(TraceInfo {
+                events: t.events,
+                lost: t.losses.total(),
+            })
+        }
+        None => None,
+    };
+    Ok((result, events, info))
 }
 
 fn print_table(s: &Summary) {

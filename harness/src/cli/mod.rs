@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod limits;
 mod trace;
 
 use std::{ffi::OsString, path::PathBuf, process::ExitCode};
@@ -51,6 +52,15 @@ pub enum BenchScenario {
     /// Start latency: N starts per runtime, interleaved, with statistics,
     /// boxrun's phases, charts and a Perfetto trace.
     Startup(bench::StartupArgs),
+    /// Memory limit: usage sampled every ms against the limit, the OOM
+    /// kill and how long after the limit it lands.
+    Memory(limits::MemoryArgs),
+    /// CPU quota: achieved share against the quota, throttling, a sweep.
+    Cpu(limits::CpuArgs),
+    /// pids.max: how many children start, the errno, the kernel's count.
+    Pids(limits::PidsArgs),
+    /// Pause/resume latency over many cycles.
+    Freeze(limits::FreezeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +137,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Trace(t) => trace::run(t),
         Command::Demo(d) => demo::run(d),
         Command::Bench(BenchScenario::Startup(s)) => bench::startup(s),
+        Command::Bench(BenchScenario::Memory(a)) => limits::memory(a),
+        Command::Bench(BenchScenario::Cpu(a)) => limits::cpu(a),
+        Command::Bench(BenchScenario::Pids(a)) => limits::pids(a),
+        Command::Bench(BenchScenario::Freeze(a)) => limits::freeze(a),
         Command::Compare(c) => bench::compare_cmd(c),
     }
 }
