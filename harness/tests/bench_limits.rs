@@ -128,6 +128,36 @@ fn pids_refusals_start_exactly_at_the_limit() {
 }
 
 #[test]
+fn io_throttle_holds_the_rate() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, s) = bench(
+        "io",
+        d.path(),
+        &["--rate-mib", "8", "--mib", "16", "--no-trace"],
+    );
+    assert_eq!(results(&s).len(), 4, "write and read per runtime");
+    for r in results(&s) {
+        // O_DIRECT against a bytes-per-second throttle: within 10%.
+        let err = f(r, "error_pct");
+        assert!(
+            err.abs() <= 10.0,
+            "{} {}: {err:+.1}%",
+            r["runtime"],
+            r["op"]
+        );
+        assert!(r["timeline"].as_array().unwrap().len() >= 10);
+    }
+    assert!(d.path().join("io_rate.svg").exists());
+    // The data directory on the host is gone.
+    let left = std::fs::read_dir("/var/tmp")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("boxtrace-io-"))
+        .count();
+    assert_eq!(left, 0);
+}
+
+#[test]
 fn freeze_cycles_are_timed() {
     let d = tempfile::tempdir().unwrap();
     let (_, s) = bench("freeze", d.path(), &["--cycles", "10", "--no-trace"]);

@@ -7,7 +7,7 @@ use boxtrace_reports::{Axes, Series, Style, Table, index_html, xy_chart};
 use serde::Serialize;
 
 use super::{
-    cpu::CpuResult, freeze::FreezeResult, memory::MemoryResult, pids::PidsResult,
+    cpu::CpuResult, freeze::FreezeResult, io::IoResult, memory::MemoryResult, pids::PidsResult,
     report::ReportDirError, summary::Host,
 };
 
@@ -344,6 +344,80 @@ pub fn freeze(dir: &Path, results: &[FreezeResult]) -> Result<PathBuf, ReportDir
     Ok(index_html(
         dir,
         "boxtrace freeze benchmark",
+        &[],
+        &[table],
+        &charts,
+    )?)
+}
+
+pub fn io(dir: &Path, results: &[IoResult]) -> Result<PathBuf, ReportDirError> {
+    save(dir, "io", results)?;
+    let mib = (1u64 << 20) as f64;
+    let mut series: Vec<Series> = results
+        .iter()
+        .map(|r| Series {
+            name: format!("{} {}", r.runtime, r.op),
+            points: r.timeline.iter().map(|p| (p.ms, p.value)).collect(),
+        })
+        .collect();
+    let end = results
+        .iter()
+        .flat_map(|r| r.timeline.last().map(|p| p.ms))
+        .fold(1.0, f64::max);
+    let mut limits: Vec<u64> = results.iter().map(|r| r.limit_bytes_per_s).collect();
+    limits.dedup();
+    for l in limits {
+        series.push(Series {
+            name: format!("limit {:.0} MiB/s", l as f64 / mib),
+            points: vec![(0.0, l as f64 / mib), (end, l as f64 / mib)],
+        });
+    }
+    let mut charts = Vec::new();
+    if results.iter().any(|r| !r.timeline.is_empty()) {
+        xy_chart(
+            &dir.join("io_rate.svg"),
+            Axes {
+                title: "Throttled I/O rate against the limit (O_DIRECT)",
+                x: "time since start (ms)",
+                y: "rate (MiB/s)",
+            },
+            &series,
+            Style::Lines,
+            false,
+        )?;
+        charts.push(("I/O rate over time".to_owned(), "io_rate.svg".to_owned()));
+    }
+    let table = Table {
+        title: "blkio/io throttling".to_owned(),
+        header: [
+            "runtime",
+            "op",
+            "device",
+            "limit MiB/s",
+            "achieved MiB/s",
+            "error %",
+            "workload's MiB/s",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        rows: results
+            .iter()
+            .map(|r| {
+                vec![
+                    r.runtime.clone(),
+                    r.op.clone(),
+                    r.device.clone(),
+                    f2(r.limit_bytes_per_s as f64 / mib),
+                    f2(r.achieved_bytes_per_s / mib),
+                    format!("{:+.1}", r.error_pct),
+                    opt(r.workload_mib_per_s),
+                ]
+            })
+            .collect(),
+    };
+    Ok(index_html(
+        dir,
+        "boxtrace io benchmark",
         &[],
         &[table],
         &charts,

@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod driver;
 pub mod freeze;
 pub mod image;
+pub mod io;
 pub mod limits;
 pub mod limits_report;
 pub mod memory;

@@ -1,4 +1,4 @@
-//! `boxtrace bench memory|cpu|pids|freeze`: limit enforcement, for every
+//! `boxtrace bench memory|cpu|pids|io|freeze`: limit enforcement, for every
 //! runtime asked for, each writing a report directory.
 
 use std::{path::PathBuf, process::ExitCode, sync::atomic::Ordering};
@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use boxtrace::bench::{
     cpu,
     driver::{Cli, find_binary},
-    freeze, limits_report, memory, pids, report,
+    freeze, io, limits_report, memory, pids, report,
     scratch::Scratch,
 };
 
@@ -64,6 +64,21 @@ pub struct PidsArgs {
     /// pids.max.
     #[arg(long, default_value_t = 16)]
     pub limit: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IoArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The limit, MiB/s, for writes and for reads.
+    #[arg(long, default_value_t = 8)]
+    pub rate_mib: u64,
+    /// MiB written, then read.
+    #[arg(long, default_value_t = 24)]
+    pub mib: u64,
+    /// A host directory on the disk to throttle (bind-mounted as /data).
+    #[arg(long, default_value = "/var/tmp")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -294,4 +309,52 @@ pub fn freeze(a: FreezeArgs) -> anyhow::Result<ExitCode> {
     }
     drop(s.scratch);
     finish(limits_report::freeze(&s.out, &results)?)
+}
+
+pub fn io(a: IoArgs) -> anyhow::Result<ExitCode> {
+    if a.rate_mib == 0 || a.mib == 0 {
+        bail!("--rate-mib and --mib must be at least 1");
+    }
+    let data = tempfile::Builder::new()
+        .prefix("boxtrace-io-")
+        .tempdir_in(&a.dir)
+        .with_context(|| format!("--dir {}: cannot make a directory there", a.dir.display()))?;
+    let dev = io::disk_of(data.path()).with_context(|| {
+        format!(
+            "--dir {}: not on a block device (tmpfs?): nothing to throttle",
+            a.dir.display()
+        )
+    })?;
+    let s = setup(&a.common, "io")?;
+    let runtimes = s.runtimes.clone();
+    let rate = a.rate_mib << 20;
+    let mib = a.mib;
+    let data_path = data.path().to_owned();
+    let (results, _, _) = traced(!a.common.no_trace, &s.out, move || {
+        let mut out = Vec::new();
+        for (i, rt) in runtimes.iter().enumerate() {
+            for op in ["write", "read"] {
+                if STOP.load(Ordering::Relaxed) {
+                    return Ok(out);
+                }
+                let image = io::bundle(&data_path, dev, op, mib, rate)?;
+                out.push(io::run(rt, &image, &id(op, &rt.name, i), op, dev, rate)?);
+            }
+        }
+        Ok::<_, anyhow::Error>(out)
+    })?;
+    let results = results?;
+    for r in &results {
+        println!(
+            "{:<8} {:<5} on {}: limit {:.1} MiB/s, achieved {:.2} MiB/s ({:+.1}%)",
+            r.runtime,
+            r.op,
+            r.device,
+            r.limit_bytes_per_s as f64 / (1u64 << 20) as f64,
+            r.achieved_bytes_per_s / (1u64 << 20) as f64,
+            r.error_pct
+        );
+    }
+    drop(s.scratch);
+    finish(limits_report::io(&s.out, &results)?)
 }

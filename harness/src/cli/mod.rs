@@ -59,6 +59,8 @@ pub enum BenchScenario {
     Cpu(limits::CpuArgs),
     /// pids.max: how many children start, the errno, the kernel's count.
     Pids(limits::PidsArgs),
+    /// blkio/io throttle: O_DIRECT writes and reads against the limit.
+    Io(limits::IoArgs),
     /// Pause/resume latency over many cycles.
     Freeze(limits::FreezeArgs),
 }
@@ -140,6 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchScenario::Memory(a)) => limits::memory(a),
         Command::Bench(BenchScenario::Cpu(a)) => limits::cpu(a),
         Command::Bench(BenchScenario::Pids(a)) => limits::pids(a),
+        Command::Bench(BenchScenario::Io(a)) => limits::io(a),
         Command::Bench(BenchScenario::Freeze(a)) => limits::freeze(a),
         Command::Compare(c) => bench::compare_cmd(c),
     }
