@@ -7,7 +7,7 @@
 //! of the machine hits all of them alike. Everything runs in a private
 //! mount namespace of this process where the empty cgroup2 mount of the
 //! hybrid hierarchy is gone (crun would otherwise pick it; see
-//! docs/DESIGN.md) and the state roots are on a tmpfs, as /run is.
+//! docs/DESIGN.md); the state roots are on /run's tmpfs.
 //! boxrun's `--phase-marks` say where its time goes.
 //!
 //! `cargo bench` runs 200 starts per runtime after 10 warm-up ones; under
@@ -21,11 +21,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use boxtrace::bench::startup::private_world;
 use boxtrace_benches::{busybox_bundle, median, workspace_bin};
-use nix::{
-    mount::{MntFlags, MsFlags, mount, umount2},
-    sched::{CloneFlags, unshare},
-};
 
 struct Contender {
     name: &'static str,
@@ -40,28 +37,6 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .split(':')
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
-}
-
-/// Private mounts for this process: no cgroup2 mount, tmpfs state roots.
-fn private_world(state: &Path) {
-    unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS): needs root");
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .unwrap();
-    let _ = umount2("/sys/fs/cgroup/unified", MntFlags::MNT_DETACH);
-    mount(
-        Some("tmpfs"),
-        state,
-        Some("tmpfs"),
-        MsFlags::empty(),
-        None::<&str>,
-    )
-    .unwrap();
 }
 
 fn pct(v: &[Duration], p: f64) -> Duration {
@@ -79,8 +54,9 @@ fn main() {
     let (warmup, n) = if full { (10, 200) } else { (1, 5) };
     let dir = tempfile::tempdir().unwrap();
     busybox_bundle(dir.path(), &["/bin/true"]);
-    let state = tempfile::tempdir().unwrap();
-    private_world(state.path());
+    // State on /run's tmpfs, as the runtimes' own roots are.
+    let state = tempfile::tempdir_in("/run").unwrap();
+    private_world().expect("a private mount namespace: needs root");
     let marks = state.path().join("marks");
 
     let mut cs = vec![Contender {

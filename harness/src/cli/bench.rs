@@ -141,48 +141,11 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
         args.runtimes.clone()
     };
     let scratch = Scratch::create()?;
-    let mut runtimes: Vec<Box<dyn Runtime>> = Vec::new();
-    let mut skipped = Vec::new();
-    for w in &wanted {
-        let Some(bin) = find_binary(w) else {
-            eprintln!("boxtrace: {w} is not installed: skipped");
-            skipped.push(Skipped {
-                runtime: w.clone(),
-                reason: "not installed".to_owned(),
-            });
-            continue;
-        };
-        let name = bin
-            .file_name()
-            .map_or_else(|| w.clone(), |n| n.to_string_lossy().into_owned());
-        if runtimes.iter().any(|r| r.name() == name) {
-            bail!("--runtime {w}: {name} is named twice");
-        }
-        let delay = delays
-            .iter()
-            .find(|(n, _)| *n == name || n == w)
-            .map_or(Duration::ZERO, |d| d.1);
-        let files = scratch.files(&name);
-        std::fs::create_dir_all(&files).with_context(|| format!("creating {}", files.display()))?;
-        runtimes.push(Box::new(Cli {
-            root: scratch.root(&name),
-            files,
-            name,
-            bin,
-            delay,
-        }));
-    }
-    for (n, _) in &delays {
-        if !runtimes.iter().any(|r| r.name() == n) {
-            bail!("--delay {n}=...: {n} is not one of the runtimes measured");
-        }
-    }
-    if runtimes.is_empty() {
-        bail!(
-            "none of the runtimes asked for is installed: {}",
-            wanted.join(", ")
-        );
-    }
+    let (clis, skipped) = resolve_runtimes(&wanted, &scratch, &delays)?;
+    let runtimes: Vec<Box<dyn Runtime>> = clis
+        .into_iter()
+        .map(|c| Box::new(c) as Box<dyn Runtime>)
+        .collect();
     let image = Image::prepare(args.image.clone(), &["true"])?;
     let plan = Plan {
         n: args.n,
@@ -253,6 +216,58 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The runtimes asked for, as drivers with their state in `scratch`; a
+/// missing one is reported and skipped, an added delay must name one found.
+pub fn resolve_runtimes(
+    wanted: &[String],
+    scratch: &Scratch,
+    delays: &[(String, Duration)],
+) -> anyhow::Result<(Vec<Cli>, Vec<Skipped>)> {
+    let mut runtimes: Vec<Cli> = Vec::new();
+    let mut skipped = Vec::new();
+    for w in wanted {
+        let Some(bin) = find_binary(w) else {
+            eprintln!("boxtrace: {w} is not installed: skipped");
+            skipped.push(Skipped {
+                runtime: w.clone(),
+                reason: "not installed".to_owned(),
+            });
+            continue;
+        };
+        let name = bin
+            .file_name()
+            .map_or_else(|| w.clone(), |n| n.to_string_lossy().into_owned());
+        if runtimes.iter().any(|r| r.name == name) {
+            bail!("--runtime {w}: {name} is named twice");
+        }
+        let delay = delays
+            .iter()
+            .find(|(n, _)| *n == name || n == w)
+            .map_or(Duration::ZERO, |d| d.1);
+        let files = scratch.files(&name);
+        std::fs::create_dir_all(&files).with_context(|| format!("creating {}", files.display()))?;
+        runtimes.push(Cli {
+            root: scratch.root(&name),
+            files,
+            name,
+            bin,
+            delay,
+        });
+    }
+    for (n, _) in delays {
+        if !runtimes.iter().any(|r| r.name == *n) {
+            bail!("--delay {n}=...: {n} is not one of the runtimes measured");
+        }
+    }
+    if runtimes.is_empty() {
+        bail!(
+            "none of the runtimes asked for is installed: {}",
+            wanted.join(", ")
+        );
+    }
+    Ok((runtimes, skipped))
 }
 
 fn progress_bar(hidden: bool) -> ProgressBar {

@@ -5,13 +5,10 @@ use std::{path::PathBuf, process::ExitCode, sync::atomic::Ordering};
 
 use anyhow::{Context as _, bail};
 use boxtrace::bench::{
-    cpu,
-    driver::{Cli, find_binary},
-    freeze, io, limits_report, memory, pids, report,
-    scratch::Scratch,
+    cpu, driver::Cli, freeze, io, limits_report, memory, pids, report, scratch::Scratch,
 };
 
-use super::bench::{STOP, traced};
+use super::bench::{STOP, resolve_runtimes, traced};
 
 #[derive(Debug, clap::Args)]
 pub struct Common {
@@ -103,31 +100,7 @@ fn setup(c: &Common, scenario: &str) -> anyhow::Result<Setup> {
         c.runtimes.clone()
     };
     let scratch = Scratch::create()?;
-    let mut runtimes = Vec::new();
-    for w in &wanted {
-        let Some(bin) = find_binary(w) else {
-            eprintln!("boxtrace: {w} is not installed: skipped");
-            continue;
-        };
-        let name = bin
-            .file_name()
-            .map_or_else(|| w.clone(), |n| n.to_string_lossy().into_owned());
-        let files = scratch.files(&name);
-        std::fs::create_dir_all(&files).with_context(|| format!("creating {}", files.display()))?;
-        runtimes.push(Cli {
-            root: scratch.root(&name),
-            files,
-            name,
-            bin,
-            delay: std::time::Duration::ZERO,
-        });
-    }
-    if runtimes.is_empty() {
-        bail!(
-            "none of the runtimes asked for is installed: {}",
-            wanted.join(", ")
-        );
-    }
+    let (runtimes, _) = resolve_runtimes(&wanted, &scratch, &[])?;
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
