@@ -1,5 +1,5 @@
-//! Report pages: SVG charts drawn with plotters (axes with units, legends,
-//! readable at 1200 px) and a self-contained index.html that inlines them,
+//! Report pages: charts drawn with plotters as SVG and PNG (axes with
+//! units, legends, readable at 1200 px) and a self-contained index.html that inlines them,
 //! so a report opens anywhere without network.
 
 use std::{
@@ -19,6 +19,8 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("drawing {path}: no TrueType font found (tried {tried}; Debian: apt-get install fonts-dejavu-core)")]
+    NoFont { path: PathBuf, tried: String },
     #[error("chart {path} has no data")]
     Empty { path: PathBuf },
 }
@@ -72,6 +74,35 @@ pub struct Axes<'a> {
     pub y: &'a str,
 }
 
+/// Where the text of the charts comes from: plotters lays text out (and
+/// draws it into PNGs) with a TrueType font it is given once.
+const FONTS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+
+fn fonts(path: &Path) -> Result<(), ReportError> {
+    static LOADED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *LOADED.get_or_init(|| {
+        FONTS.iter().any(|f| {
+            std::fs::read(f).is_ok_and(|bytes| {
+                // Lives as long as the process, as plotters needs.
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+            })
+        })
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ReportError::NoFont {
+            path: path.to_owned(),
+            tried: FONTS.join(", "),
+        })
+    }
+}
+
 fn chart_err(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> ReportError + '_ {
     move |e| ReportError::Chart {
         path: path.to_owned(),
@@ -104,8 +135,25 @@ fn bounds(series: &[Series]) -> Option<(f64, f64, f64, f64)> {
 }
 
 /// A chart of several series (lines or points) with a legend. The y axis
-/// starts at 0 unless `y_from_data`.
+/// starts at 0 unless `y_from_data`. Written as `path` (SVG) and, next to
+/// it, the same chart as PNG.
 pub fn xy_chart(
+    path: &Path,
+    axes: Axes<'_>,
+    series: &[Series],
+    style: Style,
+    y_from_data: bool,
+) -> Result<(), ReportError> {
+    fonts(path)?;
+    let svg = SVGBackend::new(path, SIZE).into_drawing_area();
+    draw_xy(svg, path, axes, series, style, y_from_data)?;
+    let png = path.with_extension("png");
+    let bitmap = BitMapBackend::new(&png, SIZE).into_drawing_area();
+    draw_xy(bitmap, path, axes, series, style, y_from_data)
+}
+
+fn draw_xy<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
     path: &Path,
     axes: Axes<'_>,
     series: &[Series],
@@ -118,7 +166,6 @@ pub fn xy_chart(
     })?;
     let y0 = if y_from_data { y0 } else { 0.0_f64.min(y0) };
     let pad = (y1 - y0) * 0.05;
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(axes.title, ("sans-serif", 28))
@@ -172,8 +219,20 @@ pub struct StackedBar {
 }
 
 /// Stacked bars with a legend of segment names (coloured consistently
-/// across bars).
+/// across bars), as SVG at `path` and PNG next to it.
 pub fn stacked_bars(path: &Path, axes: Axes<'_>, bars: &[StackedBar]) -> Result<(), ReportError> {
+    fonts(path)?;
+    draw_bars(SVGBackend::new(path, SIZE).into_drawing_area(), path, axes, bars)?;
+    let png = path.with_extension("png");
+    draw_bars(BitMapBackend::new(&png, SIZE).into_drawing_area(), path, axes, bars)
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    path: &Path,
+    axes: Axes<'_>,
+    bars: &[StackedBar],
+) -> Result<(), ReportError> {
     let err = chart_err(path);
     if bars.is_empty() {
         return Err(ReportError::Empty {
@@ -194,7 +253,6 @@ pub fn stacked_bars(path: &Path, axes: Axes<'_>, bars: &[StackedBar]) -> Result<
         .fold(0.0, f64::max)
         .max(1e-9)
         * 1.1;
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(axes.title, ("sans-serif", 28))
@@ -375,6 +433,11 @@ mod tests {
             &bars,
         )
         .unwrap();
+        // Each chart also as PNG, text drawn with the registered font.
+        for png in ["cdf.png", "bars.png"] {
+            let head = std::fs::read(d.path().join(png)).unwrap();
+            assert_eq!(&head[1..4], b"PNG", "{png}");
+        }
         let svg = std::fs::read_to_string(d.path().join("cdf.svg")).unwrap();
         for want in ["latency (ms)", "fraction of starts", "boxrun", "runc"] {
             assert!(svg.contains(want), "no {want} in the chart");
