@@ -19,7 +19,9 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("drawing {path}: no TrueType font found (tried {tried}; Debian: apt-get install fonts-dejavu-core)")]
+    #[error(
+        "drawing {path}: no TrueType font found (tried {tried}; Debian: apt-get install fonts-dejavu-core)"
+    )]
     NoFont { path: PathBuf, tried: String },
     #[error("chart {path} has no data")]
     Empty { path: PathBuf },
@@ -222,9 +224,19 @@ pub struct StackedBar {
 /// across bars), as SVG at `path` and PNG next to it.
 pub fn stacked_bars(path: &Path, axes: Axes<'_>, bars: &[StackedBar]) -> Result<(), ReportError> {
     fonts(path)?;
-    draw_bars(SVGBackend::new(path, SIZE).into_drawing_area(), path, axes, bars)?;
+    draw_bars(
+        SVGBackend::new(path, SIZE).into_drawing_area(),
+        path,
+        axes,
+        bars,
+    )?;
     let png = path.with_extension("png");
-    draw_bars(BitMapBackend::new(&png, SIZE).into_drawing_area(), path, axes, bars)
+    draw_bars(
+        BitMapBackend::new(&png, SIZE).into_drawing_area(),
+        path,
+        axes,
+        bars,
+    )
 }
 
 fn draw_bars<DB: DrawingBackend>(
