@@ -427,3 +427,33 @@ fn a_read_only_mount_of_a_shared_filesystem_stays_in_the_container() {
     // Read-only inside: the write failed there.
     assert!(stdout.contains("wrote=1"), "{stdout}");
 }
+
+#[test]
+fn a_new_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
+    let b = TestBundle::new(
+        &["cat", "/proc/self/cgroup"],
+        serde_json::json!({
+            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"},
+                           {"type": "ipc"}, {"type": "network"}, {"type": "cgroup"}]
+        }),
+    );
+    let out = b.run("bl-cgroupns");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every hierarchy the container was put in reads as its root.
+    for ctrl in ["pids", "memory", "freezer"] {
+        let line = stdout
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == ctrl))
+            })
+            .unwrap_or_else(|| panic!("no {ctrl} line in\n{stdout}"));
+        assert!(line.ends_with(":/"), "{line}");
+    }
+}

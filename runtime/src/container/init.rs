@@ -70,6 +70,8 @@ pub struct InitContext<'a> {
     pub cgroup_v2: bool,
     /// Join the v1 cgroups itself (see `join_cgroups`).
     pub self_attach: bool,
+    /// Make the new cgroup namespace once in the cgroups (v1).
+    pub unshare_cgroupns: bool,
     /// Namespaces to join by path: (type, path).
     pub join: Vec<(LinuxNamespaceType, PathBuf)>,
     pub has_mount_ns: bool,
@@ -125,7 +127,7 @@ fn join_cgroups(dirs: &[PathBuf]) -> Result<(), InitError> {
 }
 
 fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, InitError> {
-    // Wait for the go-ahead: cgroup joined, id maps written.
+    // Wait for the go-ahead: id maps written (the cgroups come later, `cg`).
     let mut buf = [0u8; 2];
     sock.read_exact(&mut buf).map_err(InitError::Sync)?;
 
@@ -162,12 +164,16 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     let spec = ctx.spec;
     // boxrun says `cg` once the cgroups exist (and hold us, in a user
     // namespace); meanwhile we build the mounts.
-    let (dirs, self_attach) = (ctx.cgroup_dirs, ctx.self_attach);
+    let (dirs, self_attach, cgroupns) = (ctx.cgroup_dirs, ctx.self_attach, ctx.unshare_cgroupns);
     let mut cgroups_ready = || -> Result<(), InitError> {
         let mut buf = [0u8; 2];
         sock.read_exact(&mut buf).map_err(InitError::Sync)?;
         if self_attach {
             join_cgroups(dirs)?;
+        }
+        if cgroupns {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+                .map_err(sys("unshare the cgroup namespace"))?;
         }
         Ok(())
     };

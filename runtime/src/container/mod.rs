@@ -88,6 +88,7 @@ struct CloneArgs {
 }
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+const CLONE_NEWCGROUP: u64 = libc::CLONE_NEWCGROUP as u64;
 
 /// A created container whose init waits for `start`.
 #[derive(Debug)]
@@ -233,6 +234,15 @@ fn create_inner(
             }
         }
     }
+    // A new cgroup namespace is rooted at the cgroup its creator is in. On
+    // v1 the init joins its cgroups after clone3, so it makes the namespace
+    // itself once it is in them (runc defers it the same way); on v2
+    // clone3 puts it there first.
+    let new_cgroupns = flags & CLONE_NEWCGROUP != 0;
+    let defer_cgroupns = new_cgroupns && !v2;
+    if defer_cgroupns {
+        flags &= !CLONE_NEWCGROUP;
+    }
     let process = spec.process().as_ref().expect("checked by Bundle::load");
     let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(crate::seccomp::compile(
@@ -250,6 +260,7 @@ fn create_inner(
         cgroup_dirs: &cg.dirs,
         cgroup_v2: v2,
         self_attach: !v2 && !user_ns,
+        unshare_cgroupns: defer_cgroupns,
         has_mount_ns: has(LinuxNamespaceType::Mount),
         has_uts_ns: has(LinuxNamespaceType::Uts),
         has_user_ns: has(LinuxNamespaceType::User),
