@@ -146,12 +146,32 @@ pub fn xy_chart(
     style: Style,
     y_from_data: bool,
 ) -> Result<(), ReportError> {
+    shaded_chart(path, axes, series, style, y_from_data, None)
+}
+
+/// Spans of the x axis to shade, with their legend label.
+#[derive(Debug, Clone, Copy)]
+pub struct Shade<'a> {
+    pub label: &'a str,
+    pub spans: &'a [(f64, f64)],
+}
+
+/// Like `xy_chart`, with x spans shaded behind the series (e.g. the
+/// periods a CPU quota throttled).
+pub fn shaded_chart(
+    path: &Path,
+    axes: Axes<'_>,
+    series: &[Series],
+    style: Style,
+    y_from_data: bool,
+    shade: Option<Shade<'_>>,
+) -> Result<(), ReportError> {
     fonts(path)?;
     let svg = SVGBackend::new(path, SIZE).into_drawing_area();
-    draw_xy(svg, path, axes, series, style, y_from_data)?;
+    draw_xy(svg, path, axes, series, style, y_from_data, shade)?;
     let png = path.with_extension("png");
     let bitmap = BitMapBackend::new(&png, SIZE).into_drawing_area();
-    draw_xy(bitmap, path, axes, series, style, y_from_data)
+    draw_xy(bitmap, path, axes, series, style, y_from_data, shade)
 }
 
 fn draw_xy<DB: DrawingBackend>(
@@ -161,6 +181,7 @@ fn draw_xy<DB: DrawingBackend>(
     series: &[Series],
     style: Style,
     y_from_data: bool,
+    shade: Option<Shade<'_>>,
 ) -> Result<(), ReportError> {
     let err = chart_err(path);
     let (x0, x1, y0, y1) = bounds(series).ok_or_else(|| ReportError::Empty {
@@ -184,6 +205,17 @@ fn draw_xy<DB: DrawingBackend>(
         .axis_desc_style(("sans-serif", 20))
         .draw()
         .map_err(|e| err(&e))?;
+    if let Some(sh) = shade.filter(|s| !s.spans.is_empty()) {
+        let grey = RGBColor(200, 200, 200);
+        let top = y1 + pad;
+        chart
+            .draw_series(sh.spans.iter().map(|&(a, b)| {
+                Rectangle::new([(a.max(x0), y0), (b.min(x1), top)], grey.mix(0.5).filled())
+            }))
+            .map_err(|e| err(&e))?
+            .label(sh.label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], grey.filled()));
+    }
     for (i, s) in series.iter().enumerate() {
         let c = color(i);
         let anno = match style {

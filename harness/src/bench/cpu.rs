@@ -3,9 +3,14 @@
 //! cpu.stat, and the share over time sampled every 100 ms. Several quotas
 //! make the achieved-vs-requested sweep.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
 
 use serde::{Deserialize, Serialize};
+
+use crate::trace::event::{Detail, Event};
 
 use super::{
     driver::Cli,
@@ -29,8 +34,29 @@ pub struct CpuResult {
     pub nr_throttled: u64,
     pub throttled_ratio: f64,
     pub throttled_ms: f64,
-    /// CPUs used per 100 ms.
+    /// CPUs used per 100 ms (the cgroup's counter).
     pub timeline: Vec<Point>,
+    pub id: String,
+    /// When `start` returned, CLOCK_MONOTONIC: the timelines' zero.
+    pub start_ns: u64,
+    /// The sampled window on CLOCK_MONOTONIC, and the CPU time the cgroup
+    /// counted in it.
+    pub window_ns: (u64, u64),
+    pub cgroup_cpu_ms: f64,
+    /// The same window rebuilt from sched_switch: when each of the
+    /// container's tasks ran.
+    #[serde(default)]
+    pub sched_cpu_ms: Option<f64>,
+    /// sched_cpu_ms against cgroup_cpu_ms, percent.
+    #[serde(default)]
+    pub sched_vs_cgroup_pct: Option<f64>,
+    /// CPUs used per quota period, from sched_switch.
+    #[serde(default)]
+    pub periods: Vec<Point>,
+    /// Periods (ms from start) in which the container used its quota: the
+    /// kernel throttled it for the rest of them.
+    #[serde(default)]
+    pub throttled_spans: Vec<(f64, f64)>,
 }
 
 /// Spinning threads: one more than the quota needs, within the machine.
@@ -117,6 +143,10 @@ pub fn run(rt: &Cli, image: &Image, id: &str, quota: f64) -> Result<CpuResult, L
         (Some(a), Some(b)) if b.0 > a.0 => (b.1 - a.1) as f64 / (b.0 - a.0) as f64,
         _ => 0.0,
     };
+    let (window_ns, cgroup_cpu_ms) = match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) => ((a.0, b.0), (b.1 - a.1) as f64 / 1e6),
+        _ => ((t0, t0), 0.0),
+    };
     let periods = keyed(&stat, "nr_periods").unwrap_or(0);
     let throttled = keyed(&stat, "nr_throttled").unwrap_or(0);
     let throttled_ms = if files.v2 {
@@ -139,5 +169,83 @@ pub fn run(rt: &Cli, image: &Image, id: &str, quota: f64) -> Result<CpuResult, L
         },
         throttled_ms,
         timeline,
+        id: id.to_owned(),
+        start_ns: t0,
+        window_ns,
+        cgroup_cpu_ms,
+        sched_cpu_ms: None,
+        sched_vs_cgroup_pct: None,
+        periods: Vec::new(),
+        throttled_spans: Vec::new(),
     })
+}
+
+/// When each of the container's tasks ran, from sched_switch: [start, end)
+/// intervals on CLOCK_MONOTONIC.
+pub fn run_intervals(events: &[Event], keys: &HashMap<u32, String>, id: &str) -> Vec<(u64, u64)> {
+    let tids: HashSet<u32> = events
+        .iter()
+        .filter(|e| keys.get(&e.container).is_some_and(|k| k == id))
+        .flat_map(|e| match e.detail {
+            Detail::Fork { child_tid, .. } => vec![e.tid, child_tid],
+            _ => vec![e.tid],
+        })
+        .collect();
+    let mut on: HashMap<u32, u64> = HashMap::new();
+    let mut out = Vec::new();
+    for e in events {
+        let Detail::SchedSwitch {
+            prev_tid, next_tid, ..
+        } = e.detail
+        else {
+            continue;
+        };
+        if tids.contains(&prev_tid)
+            && let Some(start) = on.remove(&prev_tid)
+        {
+            out.push((start, e.ts_ns));
+        }
+        if tids.contains(&next_tid) {
+            on.insert(next_tid, e.ts_ns);
+        }
+    }
+    out
+}
+
+/// CPU time of `intervals` inside [a, b), ns.
+fn overlap(intervals: &[(u64, u64)], a: u64, b: u64) -> u64 {
+    intervals
+        .iter()
+        .map(|&(s, e)| e.min(b).saturating_sub(s.max(a)))
+        .sum()
+}
+
+/// Adds the sched_switch view: CPU per quota period, the periods that
+/// used the quota, and the cross-check with the cgroup's counter.
+pub fn add_sched(r: &mut CpuResult, intervals: &[(u64, u64)]) {
+    let t0 = r.start_ns;
+    if intervals.is_empty() {
+        return;
+    }
+    let (a, b) = r.window_ns;
+    let sched = overlap(intervals, a, b) as f64 / 1e6;
+    r.sched_cpu_ms = Some(sched);
+    if r.cgroup_cpu_ms > 0.0 {
+        r.sched_vs_cgroup_pct = Some((sched / r.cgroup_cpu_ms - 1.0) * 100.0);
+    }
+    let period = PERIOD_US * 1000;
+    let mut start = a;
+    while start + period <= b {
+        let used = overlap(intervals, start, start + period) as f64 / period as f64;
+        let ms = |t: u64| t.saturating_sub(t0) as f64 / 1e6;
+        r.periods.push(Point {
+            ms: ms(start + period / 2),
+            value: used,
+        });
+        // Used the whole quota: the kernel throttled it for the rest.
+        if used >= r.quota * 0.9 {
+            r.throttled_spans.push((ms(start), ms(start + period)));
+        }
+        start += period;
+    }
 }

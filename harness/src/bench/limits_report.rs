@@ -3,12 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use boxtrace_reports::{Axes, Series, Style, Table, index_html, xy_chart};
+use boxtrace_reports::{Axes, Series, Shade, Style, Table, index_html, shaded_chart, xy_chart};
 use serde::Serialize;
 
 use super::{
-    cpu::CpuResult, freeze::FreezeResult, io::IoResult, memory::MemoryResult, pids::PidsResult,
-    report::ReportDirError, summary::Host,
+    cpu::{self, CpuResult},
+    freeze::FreezeResult,
+    io::IoResult,
+    memory::MemoryResult,
+    pids::PidsResult,
+    report::ReportDirError,
+    summary::Host,
 };
 
 /// summary.json of a limit scenario.
@@ -108,6 +113,7 @@ pub fn memory(dir: &Path, results: &[MemoryResult]) -> Result<PathBuf, ReportDir
             "exit ms",
             "allocated MiB",
             "OOM kills",
+            "memory.events",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -124,6 +130,15 @@ pub fn memory(dir: &Path, results: &[MemoryResult]) -> Result<PathBuf, ReportDir
                     f2(r.exit_ms),
                     r.allocated_mib.to_string(),
                     r.oom_kills.to_string(),
+                    if r.events.is_empty() {
+                        "- (v1)".to_owned()
+                    } else {
+                        r.events
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    },
                 ]
             })
             .collect(),
@@ -160,6 +175,45 @@ pub fn cpu(dir: &Path, results: &[CpuResult]) -> Result<PathBuf, ReportDirError>
             false,
         )?;
         charts.push(("CPU over time".to_owned(), "cpu_timeline.svg".to_owned()));
+    }
+    for r in results.iter().filter(|r| !r.periods.is_empty()) {
+        let file = format!("cpu_periods_{}_{}.svg", r.runtime, r.quota);
+        let end = r.periods.last().map_or(1.0, |p| p.ms + 50.0);
+        let series = vec![
+            Series {
+                name: "CPUs used (sched_switch)".to_owned(),
+                points: r.periods.iter().map(|p| (p.ms, p.value)).collect(),
+            },
+            Series {
+                name: format!("quota {} CPUs", r.quota),
+                points: vec![(0.0, r.quota), (end, r.quota)],
+            },
+        ];
+        let title = format!(
+            "{}: CPU per {} ms period, quota {} CPUs",
+            r.runtime,
+            cpu::PERIOD_US / 1000,
+            r.quota
+        );
+        shaded_chart(
+            &dir.join(&file),
+            Axes {
+                title: &title,
+                x: "time since start (ms)",
+                y: "CPUs",
+            },
+            &series,
+            Style::Lines,
+            false,
+            Some(Shade {
+                label: "period at the quota (throttled)",
+                spans: &r.throttled_spans,
+            }),
+        )?;
+        charts.push((
+            format!("{} at {} CPUs, per period", r.runtime, r.quota),
+            file,
+        ));
     }
     let mut runtimes: Vec<&str> = results.iter().map(|r| r.runtime.as_str()).collect();
     runtimes.dedup();
@@ -209,6 +263,7 @@ pub fn cpu(dir: &Path, results: &[CpuResult]) -> Result<PathBuf, ReportDirError>
             "throttled",
             "throttled ratio",
             "throttled ms",
+            "sched_switch vs cgroup %",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -225,6 +280,8 @@ pub fn cpu(dir: &Path, results: &[CpuResult]) -> Result<PathBuf, ReportDirError>
                     r.nr_throttled.to_string(),
                     f2(r.throttled_ratio),
                     f2(r.throttled_ms),
+                    r.sched_vs_cgroup_pct
+                        .map_or("-".to_owned(), |p| format!("{p:+.2}")),
                 ]
             })
             .collect(),

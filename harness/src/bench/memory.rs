@@ -45,6 +45,10 @@ pub struct MemoryResult {
     /// How far the workload got before it died.
     pub allocated_mib: u64,
     pub oom_kills: u64,
+    /// The cgroup's own event counters at the end, where the kernel keeps
+    /// them (v2 memory.events: low, high, max, oom, oom_kill...).
+    #[serde(default)]
+    pub events: std::collections::BTreeMap<String, u64>,
     pub usage: Vec<Point>,
 }
 
@@ -143,6 +147,16 @@ pub fn run<'a>(
     let peak = ["memory.max_usage_in_bytes", "memory.peak"]
         .iter()
         .find_map(|f| read_u64(&dir.join(f)).ok());
+    let events = read(&dir.join("memory.events"))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| {
+                    let (k, v) = l.split_once(' ')?;
+                    Some((k.to_owned(), v.trim().parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok((
         MemoryRaw {
             t0,
@@ -150,6 +164,7 @@ pub fn run<'a>(
             samples,
             last,
             peak,
+            events,
             pid: c.pid,
         },
         c,
@@ -163,6 +178,7 @@ pub struct MemoryRaw {
     pub samples: Vec<(u64, (u64, u64, u64))>,
     pub last: Option<(u64, u64, u64)>,
     pub peak: Option<u64>,
+    pub events: std::collections::BTreeMap<String, u64>,
     pub pid: i32,
 }
 
@@ -214,6 +230,7 @@ pub fn result(
             .find_map(|l| l.strip_prefix("allocated_mib=")?.trim().parse().ok())
             .unwrap_or(0),
         oom_kills,
+        events: raw.events.clone(),
         usage: raw
             .samples
             .iter()

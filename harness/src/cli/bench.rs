@@ -167,7 +167,7 @@ pub fn startup(args: StartupArgs) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(args.no_progress);
     let progress = Bar(bar.clone());
     let bundle = image.bundle.clone();
-    let (mut results, events, trace_info) = traced(!args.no_trace, &out, move || {
+    let (mut results, events, trace_info) = traced(!args.no_trace, false, &out, move || {
         startup::run(&runtimes, &bundle, &plan, &STOP, &progress)
     })?;
     bar.finish_and_clear();
@@ -290,6 +290,7 @@ fn progress_bar(hidden: bool) -> ProgressBar {
 /// SIGTERM start setting STOP.
 pub fn traced<T: Send + 'static>(
     trace_on: bool,
+    sched_switch: bool,
     out: &std::path::Path,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<(T, Vec<Event>, Option<TraceInfo>)> {
@@ -302,7 +303,7 @@ pub fn traced<T: Send + 'static>(
         preflight::check()?;
         let opts = Options {
             all: true,
-            sched_switch: false,
+            sched_switch,
             ring_bytes: check_ring_bytes(16 << 20)?,
         };
         Some(with_tracefs(|fs| Probes::attach(fs, opts))??)

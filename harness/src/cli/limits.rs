@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode, sync::atomic::Ordering};
 
 use anyhow::{Context as _, bail};
 use boxtrace::bench::{
-    cpu, driver::Cli, freeze, io, limits_report, memory, pids, report, scratch::Scratch,
+    cpu, driver::Cli, freeze, io, limits_report, memory, phases, pids, report, scratch::Scratch,
 };
 
 use super::bench::{STOP, resolve_runtimes, traced};
@@ -143,7 +143,7 @@ pub fn memory(a: MemoryArgs) -> anyhow::Result<ExitCode> {
     let image = memory::bundle(&plan)?;
     let runtimes = s.runtimes.clone();
     let bundle_plan = plan.clone();
-    let (raws, events, _) = traced(!a.common.no_trace, &s.out, move || {
+    let (raws, events, _) = traced(!a.common.no_trace, false, &s.out, move || {
         let mut out = Vec::new();
         for (i, rt) in runtimes.iter().enumerate() {
             if STOP.load(Ordering::Relaxed) {
@@ -196,7 +196,8 @@ pub fn cpu(a: CpuArgs) -> anyhow::Result<ExitCode> {
     let s = setup(&a.common, "cpu")?;
     let runtimes = s.runtimes.clone();
     let secs = a.secs;
-    let (results, _, _) = traced(!a.common.no_trace, &s.out, move || {
+    // sched_switch of the container's tasks rebuilds each quota period.
+    let (results, events, _) = traced(!a.common.no_trace, true, &s.out, move || {
         let mut out = Vec::new();
         for (qi, q) in quotas.iter().enumerate() {
             for rt in &runtimes {
@@ -209,8 +210,24 @@ pub fn cpu(a: CpuArgs) -> anyhow::Result<ExitCode> {
         }
         Ok::<_, anyhow::Error>(out)
     })?;
-    let results = results?;
+    let mut results = results?;
+    let keys = phases::ids_by_key(&events);
+    for r in &mut results {
+        let intervals = cpu::run_intervals(&events, &keys, &r.id);
+        cpu::add_sched(r, &intervals);
+    }
     for r in &results {
+        if let Some(pct) = r.sched_vs_cgroup_pct {
+            println!(
+                "{:<8} quota {:.2}: sched_switch {:.1} ms vs the cgroup's {:.1} ms ({pct:+.2}%), {} of {} periods at the quota",
+                r.runtime,
+                r.quota,
+                r.sched_cpu_ms.unwrap_or(0.0),
+                r.cgroup_cpu_ms,
+                r.throttled_spans.len(),
+                r.periods.len()
+            );
+        }
         println!(
             "{:<8} quota {:.2} CPUs: achieved {:.3} ({:+.2} points), throttled {}/{} periods, {:.0} ms",
             r.runtime,
@@ -233,7 +250,7 @@ pub fn pids(a: PidsArgs) -> anyhow::Result<ExitCode> {
     let s = setup(&a.common, "pids")?;
     let runtimes = s.runtimes.clone();
     let limit = a.limit;
-    let (results, _, _) = traced(!a.common.no_trace, &s.out, move || {
+    let (results, _, _) = traced(!a.common.no_trace, false, &s.out, move || {
         let image = pids::bundle(limit)?;
         runtimes
             .iter()
@@ -263,7 +280,7 @@ pub fn freeze(a: FreezeArgs) -> anyhow::Result<ExitCode> {
     let s = setup(&a.common, "freeze")?;
     let runtimes = s.runtimes.clone();
     let cycles = a.cycles;
-    let (results, _, _) = traced(!a.common.no_trace, &s.out, move || {
+    let (results, _, _) = traced(!a.common.no_trace, false, &s.out, move || {
         let image = freeze::bundle()?;
         runtimes
             .iter()
@@ -303,7 +320,7 @@ pub fn io(a: IoArgs) -> anyhow::Result<ExitCode> {
     let rate = a.rate_mib << 20;
     let mib = a.mib;
     let data_path = data.path().to_owned();
-    let (results, _, _) = traced(!a.common.no_trace, &s.out, move || {
+    let (results, _, _) = traced(!a.common.no_trace, false, &s.out, move || {
         let mut out = Vec::new();
         for (i, rt) in runtimes.iter().enumerate() {
             for op in ["write", "read"] {
