@@ -245,6 +245,96 @@ fn draw_xy<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A histogram of each series' values (their x), in `bins` bins over the
+/// range of all of them, the series' bars side by side in each bin. SVG at
+/// `path`, PNG next to it.
+pub fn histogram(
+    path: &Path,
+    axes: Axes<'_>,
+    series: &[Series],
+    bins: usize,
+) -> Result<(), ReportError> {
+    fonts(path)?;
+    let svg = SVGBackend::new(path, SIZE).into_drawing_area();
+    draw_histogram(svg, path, axes, series, bins)?;
+    let png = path.with_extension("png");
+    let bitmap = BitMapBackend::new(&png, SIZE).into_drawing_area();
+    draw_histogram(bitmap, path, axes, series, bins)
+}
+
+fn draw_histogram<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    path: &Path,
+    axes: Axes<'_>,
+    series: &[Series],
+    bins: usize,
+) -> Result<(), ReportError> {
+    let err = chart_err(path);
+    let (x0, x1, _, _) = bounds(series).ok_or_else(|| ReportError::Empty {
+        path: path.to_owned(),
+    })?;
+    let bins = bins.max(1);
+    let width = (x1 - x0) / bins as f64;
+    let bin = |x: f64| (((x - x0) / width) as usize).min(bins - 1);
+    let counts: Vec<Vec<u32>> = series
+        .iter()
+        .map(|s| {
+            let mut c = vec![0u32; bins];
+            for &(x, _) in &s.points {
+                c[bin(x)] += 1;
+            }
+            c
+        })
+        .collect();
+    let top = counts.iter().flatten().copied().max().unwrap_or(1) as f64 * 1.1;
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(axes.title, ("sans-serif", 28))
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x0..x1, 0f64..top)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(axes.x)
+        .y_desc(axes.y)
+        .label_style(("sans-serif", 18))
+        .axis_desc_style(("sans-serif", 20))
+        .draw()
+        .map_err(|e| err(&e))?;
+    let n = series.len().max(1) as f64;
+    for (i, (s, c)) in series.iter().zip(&counts).enumerate() {
+        let col = color(i);
+        let bars = c
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k > 0)
+            .map(|(b, &k)| {
+                let left = x0 + width * b as f64 + width * i as f64 / n;
+                Rectangle::new(
+                    [(left, 0.0), (left + width / n * 0.9, f64::from(k))],
+                    col.filled(),
+                )
+            });
+        chart
+            .draw_series(bars)
+            .map_err(|e| err(&e))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], col.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 18))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
 /// One bar per group, its segments stacked bottom-up in the given order.
 #[derive(Debug, Clone)]
 pub struct StackedBar {

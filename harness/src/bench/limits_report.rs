@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use boxtrace_reports::{Axes, Series, Shade, Style, Table, index_html, shaded_chart, xy_chart};
+use boxtrace_reports::{
+    Axes, Series, Shade, Style, Table, histogram, index_html, shaded_chart, xy_chart,
+};
 use serde::Serialize;
 
 use super::{
@@ -335,42 +337,35 @@ pub fn pids(dir: &Path, results: &[PidsResult]) -> Result<PathBuf, ReportDirErro
 
 pub fn freeze(dir: &Path, results: &[FreezeResult]) -> Result<PathBuf, ReportDirError> {
     save(dir, "freeze", results)?;
-    let cdf = |name: String, v: &[f64]| {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        let n = s.len() as f64;
-        Series {
-            name,
-            points: s
-                .iter()
-                .enumerate()
-                .map(|(i, &x)| (x, (i + 1) as f64 / n))
-                .collect(),
-        }
+    let values = |name: String, v: &[f64]| Series {
+        name,
+        points: v.iter().map(|&x| (x, 0.0)).collect(),
     };
     let series: Vec<Series> = results
         .iter()
         .flat_map(|r| {
             [
-                cdf(format!("{} pause", r.runtime), &r.pause_ms),
-                cdf(format!("{} resume", r.runtime), &r.resume_ms),
+                values(format!("{} pause", r.runtime), &r.pause_ms),
+                values(format!("{} resume", r.runtime), &r.resume_ms),
             ]
         })
         .collect();
     let mut charts = Vec::new();
     if series.iter().any(|s| !s.points.is_empty()) {
-        xy_chart(
+        histogram(
             &dir.join("freeze_latency.svg"),
             Axes {
-                title: "Pause and resume latency, CDF",
+                title: "Pause and resume latency",
                 x: "command latency (ms)",
-                y: "fraction of cycles",
+                y: "cycles",
             },
             &series,
-            Style::Lines,
-            false,
+            20,
         )?;
-        charts.push(("Freeze latency".to_owned(), "freeze_latency.svg".to_owned()));
+        charts.push((
+            "Freeze latency histogram".to_owned(),
+            "freeze_latency.svg".to_owned(),
+        ));
     }
     let table = Table {
         title: "Pause/resume latency (ms)".to_owned(),
