@@ -7,7 +7,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use plotters::prelude::*;
+use plotters::{
+    coord::{Shift, types::RangedCoordf64},
+    prelude::*,
+};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -174,8 +177,62 @@ pub fn shaded_chart(
     draw_xy(bitmap, path, axes, series, style, y_from_data, shade)
 }
 
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A white chart with title, labelled axes and a mesh.
+fn frame<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    path: &Path,
+    axes: Axes<'_>,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> Result<Chart<'a, DB>, ReportError> {
+    let err = chart_err(path);
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(axes.title, ("sans-serif", 28))
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(axes.x)
+        .y_desc(axes.y)
+        .label_style(("sans-serif", 18))
+        .axis_desc_style(("sans-serif", 20))
+        .draw()
+        .map_err(|e| err(&e))?;
+    Ok(chart)
+}
+
+/// Draws the legend at `pos` and writes the chart out.
+fn finish<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    root: &DrawingArea<DB, Shift>,
+    path: &Path,
+    pos: SeriesLabelPosition,
+) -> Result<(), ReportError> {
+    let err = chart_err(path);
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 18))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(pos)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}
+
+/// A legend swatch.
+fn swatch(c: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], c.filled())
+}
+
 fn draw_xy<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
+    root: DrawingArea<DB, Shift>,
     path: &Path,
     axes: Axes<'_>,
     series: &[Series],
@@ -189,22 +246,7 @@ fn draw_xy<DB: DrawingBackend>(
     })?;
     let y0 = if y_from_data { y0 } else { 0.0_f64.min(y0) };
     let pad = (y1 - y0) * 0.05;
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(axes.title, ("sans-serif", 28))
-        .margin(20)
-        .x_label_area_size(60)
-        .y_label_area_size(90)
-        .build_cartesian_2d(x0..x1, y0..(y1 + pad))
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc(axes.x)
-        .y_desc(axes.y)
-        .label_style(("sans-serif", 18))
-        .axis_desc_style(("sans-serif", 20))
-        .draw()
-        .map_err(|e| err(&e))?;
+    let mut chart = frame(&root, path, axes, x0..x1, y0..(y1 + pad))?;
     if let Some(sh) = shade.filter(|s| !s.spans.is_empty()) {
         let grey = RGBColor(200, 200, 200);
         let top = y1 + pad;
@@ -214,7 +256,7 @@ fn draw_xy<DB: DrawingBackend>(
             }))
             .map_err(|e| err(&e))?
             .label(sh.label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], grey.filled()));
+            .legend(swatch(grey));
     }
     for (i, s) in series.iter().enumerate() {
         let c = color(i);
@@ -230,19 +272,9 @@ fn draw_xy<DB: DrawingBackend>(
                 )
                 .map_err(|e| err(&e))?,
         };
-        anno.label(s.name.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], c.filled()));
+        anno.label(s.name.as_str()).legend(swatch(c));
     }
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 18))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    finish(&mut chart, &root, path, SeriesLabelPosition::LowerRight)
 }
 
 /// A histogram of each series' values (their x), in `bins` bins over the
@@ -263,7 +295,7 @@ pub fn histogram(
 }
 
 fn draw_histogram<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
+    root: DrawingArea<DB, Shift>,
     path: &Path,
     axes: Axes<'_>,
     series: &[Series],
@@ -287,22 +319,7 @@ fn draw_histogram<DB: DrawingBackend>(
         })
         .collect();
     let top = counts.iter().flatten().copied().max().unwrap_or(1) as f64 * 1.1;
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(axes.title, ("sans-serif", 28))
-        .margin(20)
-        .x_label_area_size(60)
-        .y_label_area_size(90)
-        .build_cartesian_2d(x0..x1, 0f64..top)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc(axes.x)
-        .y_desc(axes.y)
-        .label_style(("sans-serif", 18))
-        .axis_desc_style(("sans-serif", 20))
-        .draw()
-        .map_err(|e| err(&e))?;
+    let mut chart = frame(&root, path, axes, x0..x1, 0f64..top)?;
     let n = series.len().max(1) as f64;
     for (i, (s, c)) in series.iter().zip(&counts).enumerate() {
         let col = color(i);
@@ -321,18 +338,9 @@ fn draw_histogram<DB: DrawingBackend>(
             .draw_series(bars)
             .map_err(|e| err(&e))?
             .label(s.name.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], col.filled()));
+            .legend(swatch(col));
     }
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 18))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    finish(&mut chart, &root, path, SeriesLabelPosition::UpperRight)
 }
 
 /// One bar per group, its segments stacked bottom-up in the given order.
@@ -362,7 +370,7 @@ pub fn stacked_bars(path: &Path, axes: Axes<'_>, bars: &[StackedBar]) -> Result<
 }
 
 fn draw_bars<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
+    root: DrawingArea<DB, Shift>,
     path: &Path,
     axes: Axes<'_>,
     bars: &[StackedBar],
