@@ -457,3 +457,57 @@ fn a_new_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
         assert!(line.ends_with(":/"), "{line}");
     }
 }
+
+#[test]
+fn exec_joins_the_containers_namespaces_and_cgroups() {
+    let id = "bl-exec";
+    let b = TestBundle::new(&["sleep", "30"], serde_json::json!({}));
+    b.create(id);
+    b.ok(&["start", id]);
+    let out = b.ok(&[
+        "exec",
+        id,
+        "sh",
+        "-c",
+        "echo pid=$$ host=$(hostname); cat /proc/self/cgroup",
+    ]);
+    // The container's pid namespace (its init is 1) and uts namespace.
+    let first = out.lines().next().unwrap();
+    let pid: u32 = first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pid > 1 && pid < 100, "{out}");
+    assert!(first.contains("host=boxrun-test"), "{out}");
+    // In the container's cgroup in every hierarchy boxrun put it in.
+    let pids = out.lines().find(|l| l.contains(":pids:")).unwrap();
+    assert!(pids.ends_with(&format!("/{id}")), "{pids}");
+    // Exit status passes through; the user can be changed.
+    let st = b.cmd(&["exec", id, "sh", "-c", "exit 7"]).status().unwrap();
+    assert_eq!(st.code(), Some(7));
+    assert_eq!(
+        b.ok(&["exec", "-u", "1000:1000", id, "id", "-u"]).trim(),
+        "1000"
+    );
+    // A process given as OCI JSON.
+    let p = b.path().join("process.json");
+    std::fs::write(
+        &p,
+        r#"{"args": ["sh", "-c", "echo $GREETING from $(pwd)"], "cwd": "/tmp",
+            "env": ["PATH=/bin", "GREETING=hi"], "user": {"uid": 0, "gid": 0}}"#,
+    )
+    .unwrap();
+    let out = b.ok(&["exec", "--process", p.to_str().unwrap(), id]);
+    assert_eq!(out.trim(), "hi from /tmp");
+    b.ok(&["delete", "--force", id]);
+    // Not on a container that does not run.
+    let out = b.cmd(&["exec", id, "true"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

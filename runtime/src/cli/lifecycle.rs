@@ -22,7 +22,9 @@ use nix::{
     unistd::Pid,
 };
 
-use super::CreateArgs;
+use oci_spec::runtime::Process;
+
+use super::{CreateArgs, ExecArgs};
 
 fn open_marks(c: &CreateArgs) -> anyhow::Result<Marks> {
     let mut marks = Marks::open(c.phase_marks.as_deref())
@@ -178,4 +180,65 @@ pub fn pause(root: &Root, id: &str, freeze: bool) -> anyhow::Result<ExitCode> {
         (false, s) => bail!("container `{id}` is {s:?}, not paused"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The process `exec` runs: `--process` JSON, or the container's own
+/// process with COMMAND and the flags' changes.
+fn exec_process(st: &boxrun::state::State, e: &ExecArgs) -> anyhow::Result<Process> {
+    if let Some(path) = &e.process {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --process {}", path.display()))?;
+        return serde_json::from_str(&text).map_err(|err| {
+            anyhow::anyhow!("{}:{}:{}: {err}", path.display(), err.line(), err.column())
+        });
+    }
+    if e.command.is_empty() {
+        bail!("exec: give a COMMAND or --process FILE");
+    }
+    let bundle = Bundle::load(&st.bundle)
+        .with_context(|| format!("the container's bundle {}", st.bundle.display()))?;
+    let mut p = bundle.spec.process().clone().unwrap_or_default();
+    p.set_args(Some(e.command.clone()));
+    p.set_terminal(Some(false));
+    if let Some(cwd) = &e.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if !e.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        for kv in &e.env {
+            if !kv.contains('=') {
+                bail!("--env `{kv}`: expected NAME=VALUE");
+            }
+            env.push(kv.clone());
+        }
+        p.set_env(Some(env));
+    }
+    if let Some(u) = &e.user {
+        let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
+        let parse = |s: &str| {
+            s.parse::<u32>()
+                .with_context(|| format!("--user `{u}`: expected UID[:GID] numbers"))
+        };
+        let mut user = p.user().clone();
+        user.set_uid(parse(uid)?);
+        user.set_gid(parse(gid)?);
+        p.set_user(user);
+    }
+    Ok(p)
+}
+
+pub fn exec(root: &Root, e: &ExecArgs) -> anyhow::Result<ExitCode> {
+    let st = {
+        let dir = root.open(&e.id)?;
+        let st = dir.load()?;
+        let status = current_status(&dir.dir, &st);
+        if status != Status::Running {
+            bail!("container `{}` is {status:?}, not running", e.id);
+        }
+        st
+        // The lock goes here: an exec may run for long.
+    };
+    let process = exec_process(&st, e)?;
+    let code = container::exec(&st, &process)?;
+    Ok(ExitCode::from(code as u8))
 }

@@ -43,6 +43,27 @@ pub struct CreateArgs {
     pub id: String,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The process as OCI JSON (`process` of config.json), instead of
+    /// COMMAND and the flags below.
+    #[arg(long, short, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Working directory (default: the container's).
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Environment variable NAME=VALUE, added to the container's; repeatable.
+    #[arg(long, short, value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as (default: the container's user).
+    #[arg(long, short, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    pub id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a default config.json in the bundle directory.
@@ -52,6 +73,9 @@ pub enum Command {
     },
     /// Create a container: its init waits for `start`.
     Create(CreateArgs),
+    /// Run a process in a running container: its namespaces, cgroups,
+    /// user, capabilities and no_new_privs; exits with its status.
+    Exec(ExecArgs),
     /// Start a created container.
     Start { id: String },
     /// Create, start, wait, delete; exit with the container's status.
@@ -123,6 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Spec { bundle } => query::spec(&bundle),
         Command::Create(c) => lifecycle::create(&root, &c),
         Command::Start { id } => lifecycle::start(&root, &id),
+        Command::Exec(e) => lifecycle::exec(&root, &e),
         Command::Run(c) => lifecycle::run(&root, &c),
         Command::State { id } => query::state(&root, &id),
         Command::Kill { id, signal, all } => lifecycle::kill(&root, &id, &signal, all),

@@ -241,6 +241,7 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     }
 
     // Identity: keep capabilities across the uid change, then set them.
+    drop_bounding(process.capabilities().as_ref())?;
     let user = process.user();
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
@@ -353,12 +354,29 @@ fn cap_set(
     Ok(out)
 }
 
-/// All five sets, as the spec gives them; absent sets are emptied.
-fn apply_capabilities(c: Option<&oci_spec::runtime::LinuxCapabilities>) -> Result<(), InitError> {
+/// Shrinks the bounding set to the spec's. Needs CAP_SETPCAP in the
+/// effective set: done before the process's user is taken.
+pub(super) fn drop_bounding(
+    c: Option<&oci_spec::runtime::LinuxCapabilities>,
+) -> Result<(), InitError> {
+    let bounding = cap_set(c.and_then(|c| c.bounding().as_ref()))?;
+    for cap in caps::all() {
+        if !bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| InitError::Capability("bounding".to_owned(), e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The other four sets, as the spec gives them (absent sets are emptied),
+/// after the user change (KEEPCAPS kept the permitted set).
+pub(super) fn apply_capabilities(
+    c: Option<&oci_spec::runtime::LinuxCapabilities>,
+) -> Result<(), InitError> {
     let get = |f: fn(&oci_spec::runtime::LinuxCapabilities) -> &Option<_>| {
         cap_set(c.and_then(|c| f(c).as_ref()))
     };
-    let bounding = get(|c| c.bounding())?;
     let effective = get(|c| c.effective())?;
     let permitted = get(|c| c.permitted())?;
     let inheritable = get(|c| c.inheritable())?;
@@ -366,11 +384,6 @@ fn apply_capabilities(c: Option<&oci_spec::runtime::LinuxCapabilities>) -> Resul
     let err = |what: &'static str| {
         move |e: caps::errors::CapsError| InitError::Capability(what.to_owned(), e.to_string())
     };
-    for cap in caps::all() {
-        if !bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(err("bounding"))?;
-        }
-    }
     // The kernel checks each capset against the current sets: shrink the
     // effective set first, it must stay within the permitted one.
     caps::set(None, CapSet::Effective, &effective).map_err(err("effective"))?;

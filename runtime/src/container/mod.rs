@@ -1,6 +1,7 @@
 //! Creating a container: its cgroup, its process in new namespaces, and
 //! the split between `create` (init waits before exec) and `start`.
 
+mod exec;
 mod init;
 mod mount_opts;
 mod paths;
@@ -26,6 +27,7 @@ use crate::{
     state::{self, Locked, State, StateError, Status},
 };
 
+pub use exec::{ExecError, exec};
 pub use paths::{PathError, resolve_in_root};
 
 #[derive(Debug, Error)]
