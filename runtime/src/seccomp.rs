@@ -162,6 +162,60 @@ pub fn compile(s: &LinuxSeccomp, no_new_privs: bool) -> Result<Filter, SeccompEr
     Ok(Filter { ctx })
 }
 
+/// What `compile` accepts, for `features`.
+pub fn features() -> serde_json::Value {
+    // Every action but SCMP_ACT_NOTIFY (no listener support).
+    let actions = [
+        "SCMP_ACT_ALLOW",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_TRACE",
+        "SCMP_ACT_TRAP",
+    ];
+    let operators = [
+        "SCMP_CMP_EQ",
+        "SCMP_CMP_GE",
+        "SCMP_CMP_GT",
+        "SCMP_CMP_LE",
+        "SCMP_CMP_LT",
+        "SCMP_CMP_MASKED_EQ",
+        "SCMP_CMP_NE",
+    ];
+    let archs: Vec<&str> = [
+        "SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_ARM",
+        "SCMP_ARCH_MIPS",
+        "SCMP_ARCH_MIPS64",
+        "SCMP_ARCH_MIPS64N32",
+        "SCMP_ARCH_MIPSEL",
+        "SCMP_ARCH_MIPSEL64",
+        "SCMP_ARCH_MIPSEL64N32",
+        "SCMP_ARCH_PPC",
+        "SCMP_ARCH_PPC64",
+        "SCMP_ARCH_PPC64LE",
+        "SCMP_ARCH_RISCV64",
+        "SCMP_ARCH_S390",
+        "SCMP_ARCH_S390X",
+        "SCMP_ARCH_X32",
+        "SCMP_ARCH_X86",
+        "SCMP_ARCH_X86_64",
+    ]
+    .into_iter()
+    .filter(|a| ScmpArch::from_str(a).is_ok())
+    .collect();
+    serde_json::json!({
+        "enabled": true,
+        "actions": actions,
+        "operators": operators,
+        "archs": archs,
+        "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
+        "supportedFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"]
+    })
+}
+
 impl Filter {
     /// Installs the filter on the calling thread.
     pub fn load(&self) -> Result<(), SeccompError> {

@@ -98,3 +98,56 @@ fn bad_input_is_named_and_leaves_nothing() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("container id `../x`"));
 }
+
+#[test]
+fn features_describe_what_boxrun_does() {
+    let out = Command::new(BOXRUN).arg("features").output().unwrap();
+    assert!(out.status.success());
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    // Hooks are refused, so none is claimed.
+    assert_eq!(f["hooks"], serde_json::json!([]));
+    let opts: Vec<&str> = f["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    for o in ["rbind", "ro", "nosuid", "rprivate", "strictatime"] {
+        assert!(opts.contains(&o), "{o} missing from {opts:?}");
+    }
+    let linux = &f["linux"];
+    for ns in ["pid", "mount", "user", "cgroup", "network"] {
+        assert!(
+            linux["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n == ns),
+            "{ns}"
+        );
+    }
+    assert!(
+        linux["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN")
+    );
+    let seccomp = &linux["seccomp"];
+    assert_eq!(seccomp["enabled"], true);
+    assert!(
+        seccomp["archs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "SCMP_ARCH_X86_64")
+    );
+    assert!(
+        !seccomp["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "SCMP_ACT_NOTIFY")
+    );
+}

@@ -76,6 +76,8 @@ pub enum Command {
     /// Run a process in a running container: its namespaces, cgroups,
     /// user, capabilities and no_new_privs; exits with its status.
     Exec(ExecArgs),
+    /// Print what this boxrun supports (OCI features JSON, like runc's).
+    Features,
     /// Start a created container.
     Start { id: String },
     /// Create, start, wait, delete; exit with the container's status.
@@ -147,6 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Spec { bundle } => query::spec(&bundle),
         Command::Create(c) => lifecycle::create(&root, &c),
         Command::Start { id } => lifecycle::start(&root, &id),
+        Command::Features => query::features(),
         Command::Exec(e) => lifecycle::exec(&root, &e),
         Command::Run(c) => lifecycle::run(&root, &c),
         Command::State { id } => query::state(&root, &id),

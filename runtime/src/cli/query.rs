@@ -1,4 +1,4 @@
-//! Commands that read: spec, state, list, ps, events.
+//! Commands that read: spec, state, list, ps, events, features.
 
 use std::{path::Path, process::ExitCode, thread, time::Duration};
 
@@ -135,4 +135,32 @@ pub fn events(root: &Root, id: &str, once: bool, interval: u64) -> anyhow::Resul
         }
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// What this boxrun supports, in the shape of the OCI runtime features
+/// document (as `runc features` prints it).
+pub fn features() -> anyhow::Result<ExitCode> {
+    let mut caps: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
+    caps.sort();
+    let doc = json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": oci_spec::runtime::Spec::default().version(),
+        // Hooks are refused until boxrun runs them.
+        "hooks": [],
+        "mountOptions": boxrun::container::mount_opts::known(),
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "seccomp": boxrun::seccomp::features(),
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false}
+        },
+        "annotations": {
+            "io.github.boxtrace.boxrun.version": env!("CARGO_PKG_VERSION")
+        }
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 
 mod exec;
 mod init;
-mod mount_opts;
+pub mod mount_opts;
 mod paths;
 mod rootfs;
 

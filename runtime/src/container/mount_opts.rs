@@ -30,45 +30,74 @@ impl MountOpts {
     }
 }
 
+/// Options that are mount(2) flags: (name, flags it sets, flags it clears).
+const FLAG_OPTIONS: &[(&str, MsFlags, MsFlags)] = &[
+    ("ro", MsFlags::MS_RDONLY, MsFlags::empty()),
+    ("rw", MsFlags::empty(), MsFlags::MS_RDONLY),
+    ("nosuid", MsFlags::MS_NOSUID, MsFlags::empty()),
+    ("suid", MsFlags::empty(), MsFlags::MS_NOSUID),
+    ("nodev", MsFlags::MS_NODEV, MsFlags::empty()),
+    ("dev", MsFlags::empty(), MsFlags::MS_NODEV),
+    ("noexec", MsFlags::MS_NOEXEC, MsFlags::empty()),
+    ("exec", MsFlags::empty(), MsFlags::MS_NOEXEC),
+    ("sync", MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+    ("async", MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+    ("dirsync", MsFlags::MS_DIRSYNC, MsFlags::empty()),
+    ("remount", MsFlags::MS_REMOUNT, MsFlags::empty()),
+    ("mand", MsFlags::MS_MANDLOCK, MsFlags::empty()),
+    ("nomand", MsFlags::empty(), MsFlags::MS_MANDLOCK),
+    ("atime", MsFlags::empty(), MsFlags::MS_NOATIME),
+    ("noatime", MsFlags::MS_NOATIME, MsFlags::empty()),
+    ("diratime", MsFlags::empty(), MsFlags::MS_NODIRATIME),
+    ("nodiratime", MsFlags::MS_NODIRATIME, MsFlags::empty()),
+    ("bind", MsFlags::MS_BIND, MsFlags::empty()),
+    (
+        "rbind",
+        MsFlags::MS_BIND.union(MsFlags::MS_REC),
+        MsFlags::empty(),
+    ),
+    ("relatime", MsFlags::MS_RELATIME, MsFlags::empty()),
+    ("norelatime", MsFlags::empty(), MsFlags::MS_RELATIME),
+    ("strictatime", MsFlags::MS_STRICTATIME, MsFlags::empty()),
+    ("nostrictatime", MsFlags::empty(), MsFlags::MS_STRICTATIME),
+];
+
+/// Propagation options.
+const PROPAGATION_OPTIONS: &[&str] = &[
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
+/// Every option boxrun acts on itself (others go to the filesystem as
+/// data), sorted: what `features` reports.
+pub fn known() -> Vec<&'static str> {
+    let mut v: Vec<&str> = FLAG_OPTIONS
+        .iter()
+        .map(|o| o.0)
+        .chain(PROPAGATION_OPTIONS.iter().copied())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOpts {
     let mut o = MountOpts::default();
     let mut data = Vec::new();
     for opt in options {
         let opt = opt.as_ref();
-        let (set, clear) = match opt {
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
-            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
-            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
-            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
-            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
-            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
-            | "runbindable" => {
-                o.propagation |= propagation(opt);
-                continue;
-            }
-            other => {
-                data.push(other);
-                continue;
-            }
+        if PROPAGATION_OPTIONS.contains(&opt) {
+            o.propagation |= propagation(opt);
+            continue;
+        }
+        let Some(&(_, set, clear)) = FLAG_OPTIONS.iter().find(|f| f.0 == opt) else {
+            data.push(opt);
+            continue;
         };
         o.flags = (o.flags | set) & !clear;
         o.clear = (o.clear | clear) & !set;
