@@ -154,12 +154,7 @@ pub fn run(
             value: (w[1].1 - w[0].1) as f64 / mib / ((w[1].0 - w[0].0) as f64 / 1e9),
         })
         .collect();
-    // Steady: from the first sample that moved bytes to the last one.
-    let moving: Vec<&(u64, u64)> = samples.iter().filter(|s| s.1 > 0).collect();
-    let achieved = match (moving.first(), moving.last()) {
-        (Some(a), Some(b)) if b.0 > a.0 => (b.1 - a.1) as f64 / ((b.0 - a.0) as f64 / 1e9),
-        _ => 0.0,
-    };
+    let achieved = steady_rate(&samples);
     let out = c.output();
     Ok(IoResult {
         runtime: rt.name.clone(),
@@ -173,4 +168,86 @@ pub fn run(
             .find_map(|w| w.strip_prefix("mib_per_s=")?.parse().ok()),
         timeline,
     })
+}
+
+/// Bytes per second while the transfer ran, from (ns, cumulative bytes)
+/// samples: the least-squares slope over the samples taken mid-transfer.
+/// Samples before the first byte and after the last would add idle time
+/// (start-up, exit), and a two-point difference is at the mercy of where
+/// one request's bytes fall relative to the sample clock.
+pub fn steady_rate(samples: &[(u64, u64)]) -> f64 {
+    let Some(&(_, last)) = samples.last() else {
+        return 0.0;
+    };
+    // The first sample at the final count closes the transfer; every
+    // later one is idle.
+    let end = samples.iter().position(|s| s.1 == last).unwrap_or(0);
+    let start = samples.iter().position(|s| s.1 > 0).unwrap_or(end);
+    // The sample just before the first byte bounds the start from below.
+    let start = start.saturating_sub(1);
+    let mid = &samples[start..=end];
+    if mid.len() < 3 {
+        return match (mid.first(), mid.last()) {
+            (Some(a), Some(b)) if b.0 > a.0 => (b.1 - a.1) as f64 / ((b.0 - a.0) as f64 / 1e9),
+            _ => 0.0,
+        };
+    }
+    // Inner points only: the two ends each hold up to one sample period
+    // of idle time.
+    let inner = &mid[1..mid.len() - 1];
+    let pts: Vec<(f64, f64)> = if inner.len() >= 2 { inner } else { mid }
+        .iter()
+        .map(|&(t, b)| (t as f64 / 1e9, b as f64))
+        .collect();
+    let n = pts.len() as f64;
+    let (mt, mb) = pts
+        .iter()
+        .fold((0.0, 0.0), |(a, b), p| (a + p.0 / n, b + p.1 / n));
+    let (cov, var) = pts.iter().fold((0.0, 0.0), |(c, v), p| {
+        (c + (p.0 - mt) * (p.1 - mb), v + (p.0 - mt).powi(2))
+    });
+    if var > 0.0 { cov / var } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::steady_rate;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn idle_head_and_tail_do_not_count() {
+        // 1000 bytes/s between 300 ms and 1300 ms; sampled every 100 ms
+        // from 0 to 2000 ms.
+        let s: Vec<(u64, u64)> = (0..=20u64)
+            .map(|i| {
+                let t = i * 100;
+                (t * MS, t.clamp(300, 1300) - 300)
+            })
+            .collect();
+        let r = steady_rate(&s);
+        assert!((r - 1000.0).abs() < 1.0, "{r}");
+    }
+
+    #[test]
+    fn steps_at_the_sample_clock_average_out() {
+        // 125 ms requests of 125 bytes sampled every 100 ms: the counts
+        // step 100, 100, 100, 200 ... yet the rate is 1000 bytes/s.
+        let s: Vec<(u64, u64)> = (0..=30u64)
+            .map(|i| {
+                let t = i * 100;
+                (t * MS, (t.min(2000) / 125) * 125)
+            })
+            .collect();
+        let r = steady_rate(&s);
+        assert!((r / 1000.0 - 1.0).abs() < 0.03, "{r}");
+    }
+
+    #[test]
+    fn too_few_samples_fall_back_or_give_zero() {
+        assert_eq!(steady_rate(&[]), 0.0);
+        assert_eq!(steady_rate(&[(0, 0), (MS, 0)]), 0.0);
+        let r = steady_rate(&[(0, 0), (1000 * MS, 500)]);
+        assert!((r - 500.0).abs() < 1e-9, "{r}");
+    }
 }
