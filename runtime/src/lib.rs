@@ -4,7 +4,7 @@
 //! One concern per module: `bundle` reads and checks config.json, `state`
 //! keeps what a container is across commands, `cgroup` applies limits
 //! (v1 and v2 drivers), `container` creates the process and its world,
-//! `seccomp` compiles the spec's filter.
+//! `seccomp` compiles the spec's filter, `terminal` makes and relays ptys.
 
 pub mod bundle;
 pub mod cgroup;
@@ -13,3 +13,4 @@ pub mod id;
 pub mod phases;
 pub mod seccomp;
 pub mod state;
+pub mod terminal;

@@ -2,17 +2,23 @@
 //! pause, resume.
 
 use std::{
+    os::{
+        fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd},
+        unix::net::UnixStream,
+    },
+    path::Path,
     process::ExitCode,
-    sync::atomic::{AtomicI32, Ordering},
+    sync::atomic::{AtomicBool, AtomicI32, Ordering},
 };
 
 use anyhow::{Context as _, bail};
 use boxrun::{
     bundle::Bundle,
-    container::{self, cgroup_of, current_status},
+    container::{self, CreateOptions, ExecOptions, cgroup_of, current_status, exec},
     id,
     phases::Marks,
     state::{Root, Status},
+    terminal,
 };
 use nix::{
     sys::{
@@ -24,7 +30,7 @@ use nix::{
 
 use oci_spec::runtime::Process;
 
-use super::{CreateArgs, ExecArgs};
+use super::{CreateArgs, ExecArgs, RunArgs};
 
 fn open_marks(c: &CreateArgs) -> anyhow::Result<Marks> {
     let mut marks = Marks::open(c.phase_marks.as_deref())
@@ -33,21 +39,52 @@ fn open_marks(c: &CreateArgs) -> anyhow::Result<Marks> {
     Ok(marks)
 }
 
-fn do_create(root: &Root, c: &CreateArgs, mut marks: Marks) -> anyhow::Result<container::Created> {
+/// Creates the container; with `foreground` and a terminal but no
+/// --console-socket, also returns our end of a socket that receives the
+/// pty.
+fn do_create(
+    root: &Root,
+    c: &CreateArgs,
+    foreground: bool,
+    mut marks: Marks,
+) -> anyhow::Result<(container::Created, Option<UnixStream>)> {
     id::check(&c.id)?;
     let bundle = Bundle::load(&c.bundle)?;
     marks.mark("spec_parsed");
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .is_some_and(|p| p.terminal() == Some(true));
+    let (ours, console) = match &c.console_socket {
+        Some(path) => (None, Some(terminal::connect(path)?)),
+        None => foreground_console(terminal && foreground)?,
+    };
+    let opts = CreateOptions {
+        console,
+        preserve_fds: c.preserve_fds,
+        no_new_keyring: c.no_new_keyring,
+    };
     let dir = root.create(&c.id)?;
-    let created = container::create(dir, &bundle, marks)?;
+    let created = container::create(dir, &bundle, &opts, marks)?;
     if let Some(p) = &c.pid_file {
-        std::fs::write(p, created.pid.to_string())
-            .with_context(|| format!("writing --pid-file {}", p.display()))?;
+        write_pid_file(p, created.pid)?;
     }
-    Ok(created)
+    Ok((created, ours))
+}
+
+/// Written whole, then renamed: a reader (containerd's shim) never sees
+/// a partial pid.
+fn write_pid_file(path: &Path, pid: i32) -> anyhow::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.boxrun"));
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing --pid-file {}", path.display()))
 }
 
 pub fn create(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
-    do_create(root, c, open_marks(c)?)?;
+    do_create(root, c, false, open_marks(c)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -60,8 +97,14 @@ pub fn start(root: &Root, id: &str) -> anyhow::Result<ExitCode> {
 
 /// The init's pid, for the signal handler of `run`.
 static INIT: AtomicI32 = AtomicI32::new(0);
+/// Our window changed (SIGWINCH) since the relay last looked.
+static WINCH: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn forward(sig: libc::c_int) {
+    if sig == libc::SIGWINCH {
+        WINCH.store(true, Ordering::Relaxed);
+        return;
+    }
     let pid = INIT.load(Ordering::Relaxed);
     if pid > 0 {
         // SAFETY: kill(2) is async-signal-safe.
@@ -69,10 +112,8 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-pub fn run(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
-    let mut marks = open_marks(c)?;
-    let mut created = do_create(root, c, marks.try_clone().context("--phase-marks")?)?;
-    let pid = created.pid;
+/// Signals to us go to `pid`; SIGWINCH is noted for the terminal relay.
+fn forward_signals(pid: i32) {
     INIT.store(pid, Ordering::Relaxed);
     for sig in [
         libc::SIGINT,
@@ -81,24 +122,77 @@ pub fn run(root: &Root, c: &CreateArgs) -> anyhow::Result<ExitCode> {
         libc::SIGQUIT,
         libc::SIGUSR1,
         libc::SIGUSR2,
+        libc::SIGWINCH,
     ] {
-        // SAFETY: installing a handler that only calls kill(2).
+        // SAFETY: installing a handler that only calls kill(2) or stores.
         unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
     }
+}
+
+/// A foreground terminal: our end of the console socket, and the one the
+/// process's init gets.
+fn foreground_console(wanted: bool) -> anyhow::Result<(Option<UnixStream>, Option<UnixStream>)> {
+    if !wanted {
+        return Ok((None, None));
+    }
+    let (a, b) = UnixStream::pair().context("socketpair for the terminal")?;
+    Ok((Some(a), Some(b)))
+}
+
+/// Relays the pty from `ours` to our terminal until `pid` exits.
+fn relay_terminal(ours: &UnixStream, pid: i32) -> anyhow::Result<()> {
+    let (master, _) = terminal::recv_fd(ours.as_fd())?;
+    // SAFETY: pidfd_open(2) returns a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(std::io::Error::last_os_error()).context("pidfd_open");
+    }
+    // SAFETY: a new fd we own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    terminal::copy_window_size(master.as_fd());
+    let _raw = terminal::RawMode::enter();
+    terminal::relay(&master, pidfd.as_fd(), &|| {
+        WINCH.swap(false, Ordering::Relaxed)
+    });
+    Ok(())
+}
+
+fn wait_status(pid: i32) -> anyhow::Result<u8> {
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as u8),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(anyhow::Error::from(e).context("waiting for the container")),
+        }
+    }
+}
+
+pub fn run(root: &Root, r: &RunArgs) -> anyhow::Result<ExitCode> {
+    let c = &r.create;
+    let mut marks = open_marks(c)?;
+    let (mut created, ours) = do_create(
+        root,
+        c,
+        !r.detach,
+        marks.try_clone().context("--phase-marks")?,
+    )?;
+    let pid = created.pid;
+    if r.detach {
+        container::start(&created.dir, &mut created.state)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    forward_signals(pid);
     let result = (|| {
         container::start(&created.dir, &mut created.state)?;
         // Unlocked while it runs: `state`, `ps` and `kill` must work.
         drop(created.dir);
-        // The init is our child: its status is the container's.
-        loop {
-            match waitpid(Pid::from_raw(pid), None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as u8),
-                Ok(_) => continue,
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(anyhow::Error::from(e).context("waiting for the container")),
-            }
+        if let Some(ours) = &ours {
+            relay_terminal(ours, pid)?;
         }
+        // The init is our child: its status is the container's.
+        wait_status(pid)
     })();
     marks.mark("exited");
     let deleted = remove(root, &c.id, true);
@@ -199,7 +293,7 @@ fn exec_process(st: &boxrun::state::State, e: &ExecArgs) -> anyhow::Result<Proce
         .with_context(|| format!("the container's bundle {}", st.bundle.display()))?;
     let mut p = bundle.spec.process().clone().unwrap_or_default();
     p.set_args(Some(e.command.clone()));
-    p.set_terminal(Some(false));
+    p.set_terminal(Some(e.tty));
     if let Some(cwd) = &e.cwd {
         p.set_cwd(cwd.clone());
     }
@@ -238,7 +332,49 @@ pub fn exec(root: &Root, e: &ExecArgs) -> anyhow::Result<ExitCode> {
         st
         // The lock goes here: an exec may run for long.
     };
-    let process = exec_process(&st, e)?;
-    let code = container::exec(&st, &process)?;
+    let mut process = exec_process(&st, e)?;
+    if e.process.is_some() && e.tty {
+        process.set_terminal(Some(true));
+    }
+    let terminal = process.terminal() == Some(true);
+    if !terminal && e.console_socket.is_some() {
+        bail!("--console-socket given but the process has no terminal (--tty)");
+    }
+    let bundle = Bundle::load(&st.bundle)
+        .with_context(|| format!("the container's bundle {}", st.bundle.display()))?;
+    let seccomp = match bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        Some(s) => Some(boxrun::seccomp::compile(
+            s,
+            process.no_new_privileges() == Some(true),
+        )?),
+        None => None,
+    };
+    let (ours, socket) = match &e.console_socket {
+        Some(path) => (None, Some(terminal::connect(path)?)),
+        None => foreground_console(terminal && !e.detach)?,
+    };
+    let opts = ExecOptions {
+        console: socket.as_ref().map(|s| s.as_raw_fd()),
+        preserve_fds: e.preserve_fds,
+        seccomp: seccomp.as_ref(),
+    };
+    let child = exec::spawn(&st, &process, &opts)?;
+    drop(socket);
+    if let Some(p) = &e.pid_file {
+        write_pid_file(p, child.as_raw())?;
+    }
+    if e.detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    forward_signals(child.as_raw());
+    if let Some(ours) = &ours {
+        relay_terminal(ours, child.as_raw())?;
+    }
+    let code = exec::wait(child)?;
     Ok(ExitCode::from(code as u8))
 }

@@ -40,7 +40,26 @@ pub struct CreateArgs {
     /// Append CLOCK_MONOTONIC phase marks (`NAME NS` lines) to FILE.
     #[arg(long, value_name = "FILE")]
     pub phase_marks: Option<PathBuf>,
+    /// Unix socket that receives the pty master (SCM_RIGHTS) when
+    /// process.terminal is true.
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Pass N fds after stdio (3..3+N) on to the container.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// Keep the caller's session keyring instead of a new one.
+    #[arg(long)]
+    pub no_new_keyring: bool,
     pub id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Start the container and return: no waiting, no delete.
+    #[arg(long, short)]
+    pub detach: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +77,21 @@ pub struct ExecArgs {
     /// UID[:GID] to run as (default: the container's user).
     #[arg(long, short, value_name = "UID[:GID]")]
     pub user: Option<String>,
+    /// Give the process a terminal (relayed to ours in the foreground).
+    #[arg(long, short)]
+    pub tty: bool,
+    /// Unix socket that receives the pty master (SCM_RIGHTS).
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Start the process and return: its pid in --pid-file, no waiting.
+    #[arg(long, short)]
+    pub detach: bool,
+    /// Write the process's pid to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Pass N fds after stdio (3..3+N) on to the process.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
     pub id: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -80,8 +114,9 @@ pub enum Command {
     Features,
     /// Start a created container.
     Start { id: String },
-    /// Create, start, wait, delete; exit with the container's status.
-    Run(CreateArgs),
+    /// Create, start, wait, delete; exit with the container's status
+    /// (--detach: create and start only).
+    Run(RunArgs),
     /// Print the OCI state of a container as JSON.
     State { id: String },
     /// Send a signal (default SIGTERM) to the container's init, or with
@@ -151,7 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Start { id } => lifecycle::start(&root, &id),
         Command::Features => query::features(),
         Command::Exec(e) => lifecycle::exec(&root, &e),
-        Command::Run(c) => lifecycle::run(&root, &c),
+        Command::Run(r) => lifecycle::run(&root, &r),
         Command::State { id } => query::state(&root, &id),
         Command::Kill { id, signal, all } => lifecycle::kill(&root, &id, &signal, all),
         Command::Delete { id, force } => lifecycle::delete(&root, &id, force),

@@ -6,14 +6,14 @@
 use std::{
     ffi::CString,
     fs::File,
-    os::unix::fs::MetadataExt as _,
+    os::{fd::AsFd as _, unix::fs::MetadataExt as _},
     path::{Path, PathBuf},
 };
 
 use nix::{
     sched::{CloneFlags, setns},
     sys::wait::{WaitStatus, waitpid},
-    unistd::{ForkResult, Gid, Uid, chdir, execvpe, fork, setresgid, setresuid},
+    unistd::{ForkResult, Gid, Pid, Uid, chdir, execvpe, fork, setresgid, setresuid},
 };
 use oci_spec::runtime::Process;
 use thiserror::Error;
@@ -38,6 +38,8 @@ pub enum ExecError {
     Wait(nix::Error),
     #[error("process.args is empty")]
     NoArgs,
+    #[error("process.terminal is true: give --tty in the foreground, or --console-socket")]
+    NoConsoleSocket,
 }
 
 /// Namespaces to join, in order: the user namespace first (it owns the
@@ -74,9 +76,19 @@ fn cstrings(v: &[String]) -> Vec<CString> {
         .collect()
 }
 
-/// Runs `process` in container `st` and returns its exit status as a shell
-/// reports it (128+N on signal N).
-pub fn exec(st: &State, process: &Process) -> Result<i32, ExecError> {
+/// What `exec` does beyond the process JSON.
+#[derive(Default)]
+pub struct ExecOptions<'a> {
+    /// Where the pty master goes when `process.terminal` is set.
+    pub console: Option<std::os::fd::RawFd>,
+    /// `--preserve-fds`: fds 3..3+N stay open in the process.
+    pub preserve_fds: u32,
+    /// The container's seccomp filter: an exec'd process is held to it too.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
+}
+
+/// Starts `process` in container `st`; returns its pid (our child).
+pub fn spawn(st: &State, process: &Process, opts: &ExecOptions<'_>) -> Result<Pid, ExecError> {
     let pid = st.pid;
     if !crate::state::init_alive(st) {
         return Err(ExecError::NotRunning(st.id.clone()));
@@ -84,6 +96,9 @@ pub fn exec(st: &State, process: &Process) -> Result<i32, ExecError> {
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
         return Err(ExecError::NoArgs);
+    }
+    if process.terminal() == Some(true) && opts.console.is_none() {
+        return Err(ExecError::NoConsoleSocket);
     }
     let mut joins = Vec::new();
     for (name, flag) in ORDER {
@@ -101,19 +116,25 @@ pub fn exec(st: &State, process: &Process) -> Result<i32, ExecError> {
     // code below and execs or exits.
     match unsafe { fork() }.map_err(ExecError::Fork)? {
         ForkResult::Child => {
-            let e = child(st, process, &args, joins);
+            let e = child(st, process, &args, joins, opts);
             eprintln!("boxrun exec: {e}");
             // SAFETY: leave without running the parent's exit handlers.
             unsafe { libc::_exit(126) }
         }
-        ForkResult::Parent { child } => loop {
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(ExecError::Wait(e)),
-            }
-        },
+        ForkResult::Parent { child } => Ok(child),
+    }
+}
+
+/// Waits for a process [`spawn`] started; its exit status as a shell
+/// reports it (128+N on signal N).
+pub fn wait(child: Pid) -> Result<i32, ExecError> {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(ExecError::Wait(e)),
+        }
     }
 }
 
@@ -124,6 +145,7 @@ fn child(
     process: &Process,
     args: &[String],
     joins: Vec<(&str, CloneFlags, File)>,
+    opts: &ExecOptions<'_>,
 ) -> String {
     // While the host's cgroup files are still reachable. `tasks` on v1
     // moves just this (single-threaded) task, cheaply; v2 has no `tasks`.
@@ -144,6 +166,25 @@ fn child(
     }
     if let Err(e) = chdir(process.cwd()) {
         return format!("chdir {}: {e}", process.cwd().display());
+    }
+    if let Some(sock) = opts.console {
+        // In the container's mount namespace now: its /dev/ptmx.
+        let pty = match crate::terminal::open_pty() {
+            Ok(p) => p,
+            Err(e) => return e.to_string(),
+        };
+        let sent = crate::terminal::send_fd(sock, pty.master.as_fd(), &pty.name);
+        if let Err(e) = sent.and_then(|()| crate::terminal::take_as_stdio(&pty.peer)) {
+            return e.to_string();
+        }
+        let _ = nix::unistd::fchown(&pty.peer, Some(Uid::from_raw(process.user().uid())), None);
+    }
+    let nnp = process.no_new_privileges() == Some(true);
+    if !nnp
+        && let Some(f) = opts.seccomp
+        && let Err(e) = f.load()
+    {
+        return e.to_string();
     }
     if let Err(e) = drop_bounding(process.capabilities().as_ref()) {
         return e.to_string();
@@ -170,7 +211,7 @@ fn child(
     if let Err(e) = apply_capabilities(process.capabilities().as_ref()) {
         return e.to_string();
     }
-    if process.no_new_privileges() == Some(true) {
+    if nnp {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return format!("PR_SET_NO_NEW_PRIVS: {}", nix::Error::last());
@@ -182,6 +223,21 @@ fn child(
         unsafe { std::env::set_var("PATH", path) };
     }
     let (argv, envp) = (cstrings(args), cstrings(&env));
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + opts.preserve_fds,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if nnp
+        && let Some(f) = opts.seccomp
+        && let Err(e) = f.load()
+    {
+        return e.to_string();
+    }
     match execvpe(&argv[0], &argv, &envp) {
         Err(e) => format!("executing {:?}: {e}", args[0]),
         Ok(never) => match never {},

@@ -55,6 +55,8 @@ pub enum InitError {
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("process.{field} contains a NUL byte")]
     Nul { field: &'static str },
+    #[error(transparent)]
+    Terminal(#[from] crate::terminal::TerminalError),
 }
 
 fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
@@ -83,6 +85,12 @@ pub struct InitContext<'a> {
     pub marks: Marks,
     /// Inherited fds the init must not keep (the state lock).
     pub close: Vec<std::os::fd::RawFd>,
+    /// Where the pty master goes when `process.terminal` is set.
+    pub console: Option<std::os::fd::RawFd>,
+    /// Fds from 3 up to 3+N that the workload keeps (`--preserve-fds`).
+    pub preserve_fds: u32,
+    /// Join a new session keyring, so the host's keys stay out of reach.
+    pub new_keyring: Option<CString>,
 }
 
 /// Runs in the child; never returns.
@@ -219,6 +227,27 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     }
 
     let process = spec.process().as_ref().expect("checked by Bundle::load");
+    if let Some(name) = &ctx.new_keyring {
+        // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, name).
+        let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
+        // Kernels without keyrings say ENOSYS: nothing to hide there.
+        if r < 0 && nix::Error::last() != nix::Error::ENOSYS {
+            return Err(sys("joining a new session keyring")(nix::Error::last()));
+        }
+    }
+    if let Some(sock) = ctx.console {
+        // In the container's mount namespace: its /dev/ptmx, its devpts.
+        let pty = crate::terminal::open_pty()?;
+        crate::terminal::send_fd(sock, std::os::fd::AsFd::as_fd(&pty.master), &pty.name)?;
+        drop(pty.master);
+        // SAFETY: closing the socket fd this process inherited.
+        unsafe { libc::close(sock) };
+        crate::terminal::take_as_stdio(&pty.peer)?;
+        // The process's user owns its terminal, as on a login.
+        let u = process.user();
+        nix::unistd::fchown(&pty.peer, Some(Uid::from_raw(u.uid())), None)
+            .map_err(sys(format!("chown {}", pty.name)))?;
+    }
     for rl in process.rlimits().iter().flatten() {
         let name = rl.typ().to_string();
         let res = rlimit_number(&name).ok_or_else(|| InitError::Rlimit(name.clone()))?;
@@ -291,6 +320,17 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
         unsafe { std::env::set_var("PATH", path) };
     }
 
+    // Nothing of boxrun's or its caller's reaches the workload but stdio
+    // and the fds it was told to keep.
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + ctx.preserve_fds,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     sock.write_all(b"ready").map_err(InitError::Sync)?;
     // boxrun reads until end of file: it must not wait for our exec.
     let _ = sock.shutdown(std::net::Shutdown::Both);

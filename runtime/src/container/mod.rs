@@ -1,7 +1,7 @@
 //! Creating a container: its cgroup, its process in new namespaces, and
 //! the split between `create` (init waits before exec) and `start`.
 
-mod exec;
+pub mod exec;
 mod init;
 pub mod mount_opts;
 mod paths;
@@ -10,7 +10,7 @@ mod rootfs;
 use std::{
     io::{Read as _, Write as _},
     os::{
-        fd::AsRawFd as _,
+        fd::{AsRawFd as _, FromRawFd as _},
         unix::{fs::OpenOptionsExt as _, net::UnixStream},
     },
     path::{Path, PathBuf},
@@ -27,7 +27,7 @@ use crate::{
     state::{self, Locked, State, StateError, Status},
 };
 
-pub use exec::{ExecError, exec};
+pub use exec::{ExecError, ExecOptions};
 pub use paths::{PathError, resolve_in_root};
 
 #[derive(Debug, Error)]
@@ -63,6 +63,10 @@ pub enum ContainerError {
     },
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error("process.terminal is true: give --console-socket (or `run` in the foreground)")]
+    NoConsoleSocket,
+    #[error("--console-socket given but process.terminal is not true")]
+    ConsoleWithoutTerminal,
     #[error("container `{id}` is {status:?}, not created")]
     NotCreated { id: String, status: Status },
 }
@@ -92,6 +96,18 @@ struct CloneArgs {
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 const CLONE_NEWCGROUP: u64 = libc::CLONE_NEWCGROUP as u64;
 
+/// How `create` sets up the process beyond what config.json says.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    /// Connected to `--console-socket` (or boxrun's own end for a
+    /// foreground `run`): the pty master goes there.
+    pub console: Option<UnixStream>,
+    /// `--preserve-fds`: fds 3..3+N stay open in the workload.
+    pub preserve_fds: u32,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
+}
+
 /// A created container whose init waits for `start`.
 #[derive(Debug)]
 pub struct Created {
@@ -115,7 +131,12 @@ fn cgroups_path(bundle: &Bundle, id: &str) -> PathBuf {
 /// Creates container `id` from `bundle` under `dir`: returns once its init
 /// is set up and waiting on the exec fifo. On any failure everything made
 /// so far is removed.
-pub fn create(dir: Locked, bundle: &Bundle, mut marks: Marks) -> Result<Created, ContainerError> {
+pub fn create(
+    dir: Locked,
+    bundle: &Bundle,
+    opts: &CreateOptions,
+    mut marks: Marks,
+) -> Result<Created, ContainerError> {
     let id = dir.id.clone();
     let mut st = State {
         oci_version: bundle.spec.version().clone(),
@@ -146,7 +167,7 @@ pub fn create(dir: Locked, bundle: &Bundle, mut marks: Marks) -> Result<Created,
             return Err(e);
         }
     };
-    match create_inner(&cg, &dir, bundle, &mut st, &mut marks) {
+    match create_inner(&cg, &dir, bundle, opts, &mut st, &mut marks) {
         Ok(pid) => Ok(Created {
             state: st,
             pid,
@@ -163,10 +184,24 @@ pub fn create(dir: Locked, bundle: &Bundle, mut marks: Marks) -> Result<Created,
 /// Kills the init and removes the cgroups of `st`.
 pub fn cleanup(st: &State) {
     if st.pid > 0 && state::init_alive(st) {
+        // SAFETY: pidfd_open(2) returns a new fd or -1.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, st.pid, 0) } as i32;
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(st.pid),
             nix::sys::signal::Signal::SIGKILL,
         );
+        if pidfd >= 0 {
+            // SAFETY: a new fd we own.
+            let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) };
+            // A pid namespace's init first kills and waits for every other
+            // process in it: done when the pidfd says it exited, so that
+            // nothing of the container outlives `delete`.
+            let mut fds = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&pidfd),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16));
+        }
     }
     if st.owns_cgroups && !st.cgroups.is_empty() {
         let cg = Cgroup {
@@ -191,10 +226,20 @@ fn create_inner(
     cg: &Cgroup,
     dir: &Locked,
     bundle: &Bundle,
+    opts: &CreateOptions,
     st: &mut State,
     marks: &mut Marks,
 ) -> Result<i32, ContainerError> {
     let spec = &bundle.spec;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .is_some_and(|p| p.terminal() == Some(true));
+    match (terminal, &opts.console) {
+        (true, None) => return Err(ContainerError::NoConsoleSocket),
+        (false, Some(_)) => return Err(ContainerError::ConsoleWithoutTerminal),
+        _ => {}
+    }
     let linux = spec.linux().as_ref();
     let fifo = dir.fifo();
     mkfifo(&fifo, Mode::from_bits_truncate(0o600))
@@ -271,6 +316,11 @@ fn create_inner(
         seccomp: seccomp.as_ref(),
         marks: marks.try_clone().map_err(io("phase marks"))?,
         close: vec![dir.lock_fd()],
+        console: opts.console.as_ref().map(|c| c.as_raw_fd()),
+        preserve_fds: opts.preserve_fds,
+        new_keyring: (!opts.no_new_keyring)
+            .then(|| std::ffi::CString::new(format!("_ses.{}", st.id)).ok())
+            .flatten(),
     };
 
     let (mut parent_sock, child_sock) = UnixStream::pair().map_err(io("socketpair"))?;

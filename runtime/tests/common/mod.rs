@@ -63,6 +63,25 @@ impl TestBundle {
         self.dir.path()
     }
 
+    /// Changes config.json in place.
+    pub fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let p = self.path().join("config.json");
+        let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        f(&mut c);
+        std::fs::write(&p, c.to_string()).unwrap();
+    }
+
+    /// process.terminal on, with a devpts for the container's ptys.
+    pub fn with_terminal(&self) {
+        self.edit(|c| {
+            c["process"]["terminal"] = true.into();
+            c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]
+            }));
+        });
+    }
+
     pub fn state_root(&self) -> PathBuf {
         self.dir.path().join("state")
     }
