@@ -106,7 +106,17 @@ fn features_describe_what_boxrun_does() {
     let f: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(f["ociVersionMin"], "1.0.0");
     // Hooks are refused, so none is claimed.
-    assert_eq!(f["hooks"], serde_json::json!([]));
+    assert_eq!(
+        f["hooks"],
+        serde_json::json!([
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ])
+    );
     let opts: Vec<&str> = f["mountOptions"]
         .as_array()
         .unwrap()

@@ -18,12 +18,33 @@ pub enum Unsupported {
     UnifiedKey(String),
     #[error("namespace `{0}` appears twice in `linux.namespaces`")]
     DuplicateNamespace(String),
+    #[error("`hooks.{kind}[].path` `{path}` is not an absolute path")]
+    HookPath { kind: &'static str, path: String },
+    #[error("`hooks.{kind}[].timeout` {value} must be more than 0")]
+    HookTimeout { kind: &'static str, value: i64 },
+}
+
+fn all_hooks(spec: &Spec) -> impl Iterator<Item = (&'static str, &oci_spec::runtime::Hook)> {
+    use crate::hooks::Kind;
+    Kind::ALL.into_iter().flat_map(move |k| {
+        k.of(spec.hooks().as_ref())
+            .iter()
+            .map(move |h| (k.name(), h))
+    })
 }
 
 /// Checks the fields boxrun acts on and refuses those it cannot honour.
 pub fn check(spec: &Spec) -> Result<(), Unsupported> {
-    if spec.hooks().is_some() {
-        return Err(Unsupported::Field("hooks"));
+    for (kind, h) in all_hooks(spec) {
+        if !h.path().is_absolute() {
+            return Err(Unsupported::HookPath {
+                kind,
+                path: h.path().display().to_string(),
+            });
+        }
+        if let Some(t) = h.timeout().filter(|&t| t <= 0) {
+            return Err(Unsupported::HookTimeout { kind, value: t });
+        }
     }
     let Some(linux) = spec.linux() else {
         return Ok(());

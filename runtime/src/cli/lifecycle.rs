@@ -15,6 +15,7 @@ use anyhow::{Context as _, bail};
 use boxrun::{
     bundle::Bundle,
     container::{self, CreateOptions, ExecOptions, cgroup_of, current_status, exec},
+    hooks::Kind,
     id,
     phases::Marks,
     state::{Root, Status},
@@ -254,6 +255,9 @@ fn remove(root: &Root, id: &str, force: bool) -> anyhow::Result<()> {
     }
     container::cleanup(&st);
     dir.remove()?;
+    let mut stopped = st;
+    stopped.status = Status::Stopped;
+    boxrun::hooks::run_warn(Kind::Poststop, stopped.hooks.as_ref(), &stopped.oci_json());
     Ok(())
 }
 

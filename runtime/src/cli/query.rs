@@ -145,8 +145,7 @@ pub fn features() -> anyhow::Result<ExitCode> {
     let doc = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": oci_spec::runtime::Spec::default().version(),
-        // Hooks are refused until boxrun runs them.
-        "hooks": [],
+        "hooks": boxrun::hooks::Kind::ALL.map(|k| k.name()),
         "mountOptions": boxrun::container::mount_opts::known(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],

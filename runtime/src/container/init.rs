@@ -22,7 +22,10 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use thiserror::Error;
 
 use super::rootfs::{self, RootfsError};
-use crate::phases::Marks;
+use crate::{
+    hooks::{self, Kind},
+    phases::Marks,
+};
 
 #[derive(Debug, Error)]
 pub enum InitError {
@@ -57,6 +60,8 @@ pub enum InitError {
     Nul { field: &'static str },
     #[error(transparent)]
     Terminal(#[from] crate::terminal::TerminalError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
 }
 
 fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
@@ -89,6 +94,8 @@ pub struct InitContext<'a> {
     pub console: Option<std::os::fd::RawFd>,
     /// Fds from 3 up to 3+N that the workload keeps (`--preserve-fds`).
     pub preserve_fds: u32,
+    /// boxrun sends the state JSON after `cg`, for the hooks run here.
+    pub needs_state: bool,
     /// Join a new session keyring, so the host's keys stay out of reach.
     pub new_keyring: Option<CString>,
 }
@@ -173,9 +180,18 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     // boxrun says `cg` once the cgroups exist (and hold us, in a user
     // namespace); meanwhile we build the mounts.
     let (dirs, self_attach, cgroupns) = (ctx.cgroup_dirs, ctx.self_attach, ctx.unshare_cgroupns);
+    let needs_state = ctx.needs_state;
+    let state_json = std::cell::RefCell::new(Vec::new());
     let mut cgroups_ready = || -> Result<(), InitError> {
         let mut buf = [0u8; 2];
         sock.read_exact(&mut buf).map_err(InitError::Sync)?;
+        if needs_state {
+            let mut len = [0u8; 4];
+            sock.read_exact(&mut len).map_err(InitError::Sync)?;
+            let mut json = vec![0u8; u32::from_le_bytes(len) as usize];
+            sock.read_exact(&mut json).map_err(InitError::Sync)?;
+            *state_json.borrow_mut() = json;
+        }
         if self_attach {
             join_cgroups(dirs)?;
         }
@@ -185,6 +201,11 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
         }
         Ok(())
     };
+    let hooks = spec.hooks().as_ref();
+    // In the container's namespaces, before its root is entered: host
+    // paths still resolve, as the spec wants for createContainer.
+    let create_container =
+        || hooks::run(Kind::CreateContainer, hooks, &state_json.borrow()).map_err(InitError::from);
     if ctx.has_mount_ns {
         rootfs::setup(
             spec,
@@ -192,10 +213,12 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
             ctx.cgroup_dirs,
             ctx.cgroup_v2,
             &mut cgroups_ready,
+            &create_container,
         )?;
         ctx.marks.mark("pivoted");
     } else {
         cgroups_ready()?;
+        create_container()?;
         // Without a mount namespace pivot_root would move the host's root.
         chroot(ctx.rootfs).map_err(sys("chroot"))?;
         chdir("/").map_err(sys("chdir /"))?;
@@ -342,6 +365,14 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     w.write_all(b"0").map_err(InitError::Fifo)?;
     drop(w);
     drop::<OwnedFd>(fifo.into());
+    // After `start`, as the process's user, in its root: the last step
+    // before the workload (as runc runs it).
+    if !Kind::StartContainer.of(hooks).is_empty() {
+        let mut st: serde_json::Value =
+            serde_json::from_slice(&state_json.borrow()).unwrap_or_default();
+        st["status"] = "created".into();
+        hooks::run(Kind::StartContainer, hooks, st.to_string().as_bytes())?;
+    }
     ctx.marks.mark("exec");
     if nnp && let Some(f) = ctx.seccomp {
         f.load()?;

@@ -23,6 +23,7 @@ use thiserror::Error;
 use crate::{
     bundle::Bundle,
     cgroup::{self, Cgroup, CgroupError},
+    hooks::Kind,
     phases::{Marks, now_ns},
     state::{self, Locked, State, StateError, Status},
 };
@@ -63,6 +64,8 @@ pub enum ContainerError {
     },
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     #[error("process.terminal is true: give --console-socket (or `run` in the foreground)")]
     NoConsoleSocket,
     #[error("--console-socket given but process.terminal is not true")]
@@ -149,6 +152,7 @@ pub fn create(
         cgroups: Vec::new(),
         owns_cgroups: true,
         created_ns: now_ns(),
+        hooks: bundle.spec.hooks().clone(),
     };
     // Saved first, with the cgroups it will make, so that `delete
     // --force` finds whatever a killed create leaves behind.
@@ -301,6 +305,10 @@ fn create_inner(
     // The init joins a user namespace first: the others' owners live in it.
     join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
     let has = |t: LinuxNamespaceType| flags & t as u64 != 0 || join.iter().any(|(j, _)| *j == t);
+    // The init runs createContainer and startContainer: it gets the state.
+    let ctx_needs_state = [Kind::CreateContainer, Kind::StartContainer]
+        .iter()
+        .any(|k| !k.of(spec.hooks().as_ref()).is_empty());
     let ctx = init::InitContext {
         spec,
         rootfs: &bundle.rootfs,
@@ -318,6 +326,7 @@ fn create_inner(
         close: vec![dir.lock_fd()],
         console: opts.console.as_ref().map(|c| c.as_raw_fd()),
         preserve_fds: opts.preserve_fds,
+        needs_state: ctx_needs_state,
         new_keyring: (!opts.no_new_keyring)
             .then(|| std::ffi::CString::new(format!("_ses.{}", st.id)).ok())
             .flatten(),
@@ -382,7 +391,18 @@ fn create_inner(
         }
         marks.mark("cgroup_ready");
     }
+    // The container's namespaces exist and its init has not pivoted yet
+    // (it waits for `cg`): where prestart and createRuntime belong.
+    let hooks = spec.hooks().as_ref();
+    let state_json = st.oci_json();
+    crate::hooks::run(Kind::Prestart, hooks, &state_json)?;
+    crate::hooks::run(Kind::CreateRuntime, hooks, &state_json)?;
     send(&mut parent_sock, b"cg")?;
+    if ctx_needs_state {
+        let len = (state_json.len() as u32).to_le_bytes();
+        send(&mut parent_sock, &len)?;
+        send(&mut parent_sock, &state_json)?;
+    }
     let mut reply = String::new();
     parent_sock
         .read_to_string(&mut reply)
@@ -473,6 +493,7 @@ pub fn start(dir: &Locked, st: &mut State) -> Result<(), ContainerError> {
     let _ = std::fs::remove_file(&fifo);
     st.status = Status::Running;
     dir.save(st)?;
+    crate::hooks::run_warn(Kind::Poststart, st.hooks.as_ref(), &st.oci_json());
     Ok(())
 }
 

@@ -63,6 +63,7 @@ pub fn setup<E: From<RootfsError>>(
     cgroup_dirs: &[PathBuf],
     v2: bool,
     cgroups_ready: &mut dyn FnMut() -> Result<(), E>,
+    before_pivot: &dyn Fn() -> Result<(), E>,
 ) -> Result<(), E> {
     let mut waited = false;
     let mut wait = |cgroups_ready: &mut dyn FnMut() -> Result<(), E>| {
@@ -108,6 +109,7 @@ pub fn setup<E: From<RootfsError>>(
         default_devices(rootfs)?;
     }
     wait(cgroups_ready)?;
+    before_pivot()?;
 
     // pivot_root(".", ".") stacks the old root on the new one; detaching
     // it leaves only the container's root (no put_old directory needed).

@@ -80,6 +80,10 @@ pub struct State {
     /// CLOCK_MONOTONIC of creation, ns.
     #[serde(default)]
     pub created_ns: u64,
+    /// The spec's hooks: poststop runs at `delete`, when the bundle may
+    /// have changed or gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// The OCI `state` output: only the standard fields.
@@ -96,6 +100,11 @@ pub struct OciState<'a> {
 }
 
 impl State {
+    /// The OCI state JSON, as hooks get it on stdin.
+    pub fn oci_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.oci()).unwrap_or_default()
+    }
+
     pub fn oci(&self) -> OciState<'_> {
         OciState {
             oci_version: &self.oci_version,
@@ -267,6 +276,7 @@ mod tests {
             cgroups: vec!["/sys/fs/cgroup/pids/a".into()],
             owns_cgroups: true,
             created_ns: 1,
+            hooks: None,
         };
         c.save(&s).unwrap();
         drop(c);
