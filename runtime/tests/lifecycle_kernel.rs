@@ -511,3 +511,80 @@ fn exec_joins_the_containers_namespaces_and_cgroups() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn cgroup_value(id: &str, controller: &str, file: &str) -> String {
+    std::fs::read_to_string(controller_dir(id, controller).join(file))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn update_changes_the_limits_of_a_running_container() {
+    let id = "bl-update";
+    let b = TestBundle::new(
+        &["sleep", "30"],
+        serde_json::json!({"resources": {"memory": {"limit": 256u64 << 20}}}),
+    );
+    b.create(id);
+    b.ok(&["start", id]);
+    // A 48 MiB string fits under 256 MiB...
+    let grow = "x=$(head -c 50331648 /dev/zero | tr '\\000' x); echo fits";
+    assert_eq!(b.ok(&["exec", id, "sh", "-c", grow]).trim(), "fits");
+    // ...not under 32 MiB: the kernel kills it once the limit is lowered.
+    b.ok(&["update", "--memory", "32m", id]);
+    assert_eq!(
+        cgroup_value(id, "memory", "memory.limit_in_bytes"),
+        (32u64 << 20).to_string()
+    );
+    let out = b.cmd(&["exec", id, "sh", "-c", grow]).output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "OOM-killed: {out:?}");
+    assert_eq!(b.status(id), "running", "the init lives on");
+
+    // containerd's way: linux.resources JSON on stdin, devices included
+    // (fixed at create, so ignored).
+    let mut child = b
+        .cmd(&["update", "--resources", "-", id])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        br#"{"memory": {"limit": 134217728, "swap": 134217728},
+             "cpu": {"quota": 50000, "period": 100000},
+             "pids": {"limit": 20},
+             "devices": [{"allow": false, "access": "rwm"}]}"#,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(cgroup_value(id, "memory", "memory.limit_in_bytes"), "134217728");
+    assert_eq!(cgroup_value(id, "cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cgroup_value(id, "pids", "pids.max"), "20");
+    // Raising memory above the current memory+swap limit needs memsw
+    // written first: boxrun orders them.
+    b.ok(&["update", "--memory", "512m", "--memory-swap", "512m", id]);
+    assert_eq!(
+        cgroup_value(id, "memory", "memory.limit_in_bytes"),
+        (512u64 << 20).to_string()
+    );
+
+    // Bad input names what is wrong and changes nothing.
+    for (args, want) in [
+        (vec!["--memory", "lots"], "--memory `lots`"),
+        (vec!["--memory", "100"], "memory.limit` 100 is out of range"),
+        (vec!["--cpu-period", "10"], "cpu.period` 10 is out of range"),
+        (vec!["--blkio-weight", "5"], "--blkio-weight 5"),
+    ] {
+        let mut a = vec!["update"];
+        a.extend(args);
+        a.push(id);
+        let out = b.cmd(&a).output().unwrap();
+        assert!(!out.status.success(), "{a:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{a:?}: {err}");
+    }
+    assert_eq!(cgroup_value(id, "pids", "pids.max"), "20");
+    b.ok(&["delete", "--force", id]);
+    let out = b.cmd(&["update", "--pids-limit", "5", id]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}

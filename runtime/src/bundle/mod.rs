@@ -11,7 +11,7 @@ use std::{
 use oci_spec::runtime::Spec;
 use thiserror::Error;
 
-pub use validate::Unsupported;
+pub use validate::{Unsupported, resources as check_resources};
 
 #[derive(Debug, Error)]
 pub enum BundleError {

@@ -77,60 +77,66 @@ pub fn check(spec: &Spec) -> Result<(), Unsupported> {
         seen.push(t);
     }
     if let Some(r) = linux.resources() {
-        if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(Unsupported::Field("linux.resources.hugepageLimits"));
+        resources(r)?;
+    }
+    Ok(())
+}
+
+/// The resource fields boxrun can set, in range: at create and `update`.
+pub fn resources(r: &oci_spec::runtime::LinuxResources) -> Result<(), Unsupported> {
+    if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(Unsupported::Field("linux.resources.hugepageLimits"));
+    }
+    for k in r.unified().iter().flatten().map(|(k, _)| k) {
+        let ok = k.contains('.') && !k.starts_with('.') && !k.contains('/');
+        if !ok {
+            return Err(Unsupported::UnifiedKey(k.clone()));
         }
-        for k in r.unified().iter().flatten().map(|(k, _)| k) {
-            let ok = k.contains('.') && !k.starts_with('.') && !k.contains('/');
-            if !ok {
-                return Err(Unsupported::UnifiedKey(k.clone()));
-            }
+    }
+    if r.rdma().is_some() {
+        return Err(Unsupported::Field("linux.resources.rdma"));
+    }
+    if r.network().is_some() {
+        return Err(Unsupported::Field("linux.resources.network"));
+    }
+    if let Some(m) = r.memory() {
+        if let Some(l) = m.limit().filter(|&l| l != -1 && l < 4096) {
+            return Err(Unsupported::MemoryLimit(l));
         }
-        if r.rdma().is_some() {
-            return Err(Unsupported::Field("linux.resources.rdma"));
+        if m.kernel().is_some() || m.kernel_tcp().is_some() {
+            return Err(Unsupported::Field("linux.resources.memory.kernel"));
         }
-        if r.network().is_some() {
-            return Err(Unsupported::Field("linux.resources.network"));
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(q) = c.quota().filter(|&q| q != -1 && q < 1000) {
+            return Err(Unsupported::Cpu {
+                field: "quota",
+                value: q,
+            });
         }
-        if let Some(m) = r.memory() {
-            if let Some(l) = m.limit().filter(|&l| l != -1 && l < 4096) {
-                return Err(Unsupported::MemoryLimit(l));
-            }
-            if m.kernel().is_some() || m.kernel_tcp().is_some() {
-                return Err(Unsupported::Field("linux.resources.memory.kernel"));
-            }
+        if let Some(p) = c.period().filter(|&p| !(1000..=1_000_000).contains(&p)) {
+            return Err(Unsupported::Cpu {
+                field: "period",
+                value: p as i64,
+            });
         }
-        if let Some(c) = r.cpu() {
-            if let Some(q) = c.quota().filter(|&q| q != -1 && q < 1000) {
-                return Err(Unsupported::Cpu {
-                    field: "quota",
-                    value: q,
-                });
-            }
-            if let Some(p) = c.period().filter(|&p| !(1000..=1_000_000).contains(&p)) {
-                return Err(Unsupported::Cpu {
-                    field: "period",
-                    value: p as i64,
-                });
-            }
-            if let Some(s) = c.shares().filter(|&s| !(2..=262_144).contains(&s)) {
-                return Err(Unsupported::Cpu {
-                    field: "shares",
-                    value: s as i64,
-                });
-            }
-            if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
-                return Err(Unsupported::Field("linux.resources.cpu.realtime*"));
-            }
+        if let Some(s) = c.shares().filter(|&s| !(2..=262_144).contains(&s)) {
+            return Err(Unsupported::Cpu {
+                field: "shares",
+                value: s as i64,
+            });
         }
-        if let Some(l) = r
-            .pids()
-            .as_ref()
-            .map(|p| p.limit())
-            .filter(|&l| l != -1 && l < 1)
-        {
-            return Err(Unsupported::Pids(l));
+        if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+            return Err(Unsupported::Field("linux.resources.cpu.realtime*"));
         }
+    }
+    if let Some(l) = r
+        .pids()
+        .as_ref()
+        .map(|p| p.limit())
+        .filter(|&l| l != -1 && l < 1)
+    {
+        return Err(Unsupported::Pids(l));
     }
     Ok(())
 }

@@ -120,7 +120,9 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
     if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(CgroupError::UnifiedOnV1);
     }
-    for s in settings::v1(r) {
+    let mut all = settings::v1(r);
+    order_memory(cg, &mut all);
+    for s in all {
         let dir = dir_of(cg, s.controller).ok_or(CgroupError::MissingController(s.controller))?;
         let path = dir.join(&s.file);
         if s.file == "memory.memsw.limit_in_bytes" && !path.exists() {
@@ -134,6 +136,27 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
         apply_devices(devices, r)?;
     }
     Ok(())
+}
+
+/// memory.limit_in_bytes may never exceed memory.memsw.limit_in_bytes:
+/// when both change and the new memory limit is above the current
+/// memory+swap one (`update` raising both), memsw goes first.
+fn order_memory(cg: &Cgroup, all: &mut [settings::Setting]) {
+    let pos = |f: &str| all.iter().position(|s| s.file == f);
+    let (Some(li), Some(si)) = (pos("memory.limit_in_bytes"), pos("memory.memsw.limit_in_bytes"))
+    else {
+        return;
+    };
+    let as_limit = |v: &str| match v.trim().parse::<i64>() {
+        Ok(n) if n >= 0 => n as u64,
+        _ => u64::MAX,
+    };
+    let current = dir_of(cg, "memory")
+        .and_then(|d| std::fs::read_to_string(d.join("memory.memsw.limit_in_bytes")).ok())
+        .map_or(u64::MAX, |v| as_limit(&v));
+    if as_limit(&all[li].value) > current && li < si {
+        all.swap(li, si);
+    }
 }
 
 /// Devices a container always gets (the OCI default devices), as rules.

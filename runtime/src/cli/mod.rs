@@ -3,6 +3,7 @@
 
 mod lifecycle;
 mod query;
+mod update;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -98,6 +99,45 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// linux.resources as JSON, from FILE or `-` for stdin; the flags
+    /// below change it further.
+    #[arg(long, short, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes (suffixes k, m, g); -1 for none.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit in bytes (suffixes k, m, g); -1 for none.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Soft memory limit in bytes (suffixes k, m, g).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// CPU time per period, µs; -1 for none.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CFS period, µs.
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// Relative CPU weight (shares).
+    #[arg(long)]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the container may run on (cpuset list, e.g. 0-1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use.
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of tasks; -1 for none.
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10-1000).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    pub id: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a default config.json in the bundle directory.
@@ -117,6 +157,9 @@ pub enum Command {
     /// Create, start, wait, delete; exit with the container's status
     /// (--detach: create and start only).
     Run(RunArgs),
+    /// Change the resource limits of a created, running or paused
+    /// container.
+    Update(UpdateArgs),
     /// Print the OCI state of a container as JSON.
     State { id: String },
     /// Send a signal (default SIGTERM) to the container's init, or with
@@ -188,6 +231,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Exec(e) => lifecycle::exec(&root, &e),
         Command::Run(r) => lifecycle::run(&root, &r),
         Command::State { id } => query::state(&root, &id),
+        Command::Update(u) => update::update(&root, &u),
         Command::Kill { id, signal, all } => lifecycle::kill(&root, &id, &signal, all),
         Command::Delete { id, force } => lifecycle::delete(&root, &id, force),
         Command::List { format } => query::list(&root, &format),
