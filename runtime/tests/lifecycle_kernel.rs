@@ -557,7 +557,10 @@ fn update_changes_the_limits_of_a_running_container() {
     )
     .unwrap();
     assert!(child.wait().unwrap().success());
-    assert_eq!(cgroup_value(id, "memory", "memory.limit_in_bytes"), "134217728");
+    assert_eq!(
+        cgroup_value(id, "memory", "memory.limit_in_bytes"),
+        "134217728"
+    );
     assert_eq!(cgroup_value(id, "cpu", "cpu.cfs_quota_us"), "50000");
     assert_eq!(cgroup_value(id, "pids", "pids.max"), "20");
     // Raising memory above the current memory+swap limit needs memsw
@@ -585,6 +588,9 @@ fn update_changes_the_limits_of_a_running_container() {
     }
     assert_eq!(cgroup_value(id, "pids", "pids.max"), "20");
     b.ok(&["delete", "--force", id]);
-    let out = b.cmd(&["update", "--pids-limit", "5", id]).output().unwrap();
+    let out = b
+        .cmd(&["update", "--pids-limit", "5", id])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }

@@ -66,6 +66,7 @@ pub fn plan(cgroups_path: &std::path::Path) -> Result<Vec<PathBuf>, CgroupError>
 
 pub fn make(cg: &Cgroup) -> Result<(), CgroupError> {
     let cpuset = dir_of(cg, "cpuset");
+    let devices = dir_of(cg, "devices").filter(|d| !d.exists());
     for dir in &cg.dirs {
         fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
             path: dir.clone(),
@@ -74,6 +75,14 @@ pub fn make(cg: &Cgroup) -> Result<(), CgroupError> {
         if Some(dir) == cpuset {
             inherit_cpuset(dir)?;
         }
+    }
+    // Default deny: a new devices cgroup inherits its parent's (often
+    // everything); the container gets the OCI default devices and what
+    // linux.resources.devices allows, nothing more (as runc). A cgroup
+    // that already existed (shared with others) keeps its rules.
+    if let Some(dir) = devices {
+        write(&dir.join("devices.deny"), "a")?;
+        allow_defaults(dir)?;
     }
     Ok(())
 }
@@ -132,7 +141,10 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
         }
         write(&path, &s.value)?;
     }
-    if let Some(devices) = dir_of(cg, "devices") {
+    // Device rules are set at create only: `update` leaves them be.
+    if let Some(devices) = dir_of(cg, "devices")
+        && r.devices().as_ref().is_some_and(|d| !d.is_empty())
+    {
         apply_devices(devices, r)?;
     }
     Ok(())
@@ -143,8 +155,10 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
 /// memory+swap one (`update` raising both), memsw goes first.
 fn order_memory(cg: &Cgroup, all: &mut [settings::Setting]) {
     let pos = |f: &str| all.iter().position(|s| s.file == f);
-    let (Some(li), Some(si)) = (pos("memory.limit_in_bytes"), pos("memory.memsw.limit_in_bytes"))
-    else {
+    let (Some(li), Some(si)) = (
+        pos("memory.limit_in_bytes"),
+        pos("memory.memsw.limit_in_bytes"),
+    ) else {
         return;
     };
     let as_limit = |v: &str| match v.trim().parse::<i64>() {
@@ -188,6 +202,11 @@ fn apply_devices(dir: &std::path::Path, r: &LinuxResources) -> Result<(), Cgroup
         };
         write(&dir.join(file), &line)?;
     }
+    // The spec's rules may deny all again: the defaults come back.
+    allow_defaults(dir)
+}
+
+fn allow_defaults(dir: &std::path::Path) -> Result<(), CgroupError> {
     for d in DEFAULT_DEVICES {
         write(&dir.join("devices.allow"), d)?;
     }

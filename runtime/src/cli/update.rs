@@ -68,13 +68,17 @@ fn wanted(u: &UpdateArgs) -> anyhow::Result<LinuxResources> {
         tracing::debug!("update: linux.resources.devices ignored");
         r.set_devices(None);
     }
-    let mut mem: LinuxMemory = r.memory().clone().unwrap_or_default();
+    let mut mem: LinuxMemory = (*r.memory()).unwrap_or_default();
     let mut mem_set = r.memory().is_some();
     type Setter = for<'a> fn(&'a mut LinuxMemory, Option<i64>) -> &'a mut LinuxMemory;
     let setters: [(&str, &Option<String>, Setter); 3] = [
         ("memory", &u.memory, LinuxMemory::set_limit),
         ("memory-swap", &u.memory_swap, LinuxMemory::set_swap),
-        ("memory-reservation", &u.memory_reservation, LinuxMemory::set_reservation),
+        (
+            "memory-reservation",
+            &u.memory_reservation,
+            LinuxMemory::set_reservation,
+        ),
     ];
     for (flag, v, set) in setters {
         if let Some(v) = v {

@@ -38,6 +38,8 @@ pub enum ExecError {
     Wait(nix::Error),
     #[error("process.args is empty")]
     NoArgs,
+    #[error("PR_SET_DUMPABLE: {0}")]
+    Dumpable(nix::Error),
     #[error("process.terminal is true: give --tty in the foreground, or --console-socket")]
     NoConsoleSocket,
 }
@@ -106,6 +108,9 @@ pub fn spawn(st: &State, process: &Process, opts: &ExecOptions<'_>) -> Result<Pi
             joins.push((*name, *flag, f));
         }
     }
+    // Before anything of ours is visible in the container (see
+    // `non_dumpable`).
+    super::non_dumpable().map_err(ExecError::Dumpable)?;
     if let Some(f) = other_ns(pid, "pid")? {
         setns(&f, CloneFlags::CLONE_NEWPID).map_err(|source| ExecError::Join {
             what: "pid".to_owned(),

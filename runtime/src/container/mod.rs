@@ -346,6 +346,7 @@ fn create_inner(
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = f.as_raw_fd() as u64;
     }
+    non_dumpable().map_err(|e| io("PR_SET_DUMPABLE")(e.into()))?;
     // SAFETY: clone3 without CLONE_VM is a fork; boxrun is single-threaded,
     // so the child may run ordinary code until it execs or exits.
     let pid = unsafe {
@@ -370,8 +371,14 @@ fn create_inner(
     let pid = pid as i32;
     drop(child_sock);
     marks.mark("cloned");
-    let send =
-        |sock: &mut UnixStream, msg: &[u8]| sock.write_all(msg).map_err(io("signalling the init"));
+    // An init that failed has said why and gone: its reason, not EPIPE.
+    let send = |sock: &mut UnixStream, msg: &[u8]| match sock.write_all(msg) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(match read_reply(sock) {
+            Ok(()) => io("signalling the init")(e),
+            Err(why) => why,
+        }),
+    };
     if user_ns {
         write_id_maps(pid, linux.expect("user ns implies linux"))?;
     }
@@ -403,23 +410,52 @@ fn create_inner(
         send(&mut parent_sock, &len)?;
         send(&mut parent_sock, &state_json)?;
     }
-    let mut reply = String::new();
-    parent_sock
-        .read_to_string(&mut reply)
-        .map_err(io("waiting for the init"))?;
-    match reply.as_str() {
-        "ready" => {}
-        "" => return Err(ContainerError::InitDied),
-        r => {
-            return Err(ContainerError::Init(
-                r.strip_prefix("error:").unwrap_or(r).to_owned(),
-            ));
-        }
-    }
+    read_reply(&mut parent_sock)?;
     marks.mark("created");
     st.status = Status::Created;
     dir.save(st)?;
     Ok(pid)
+}
+
+/// The init's last word: `ready`, or why it failed.
+fn read_reply(sock: &mut UnixStream) -> Result<(), ContainerError> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match sock.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // An init that exits with our `cg` unread resets the socket
+            // after its error message: what came before still counts.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => return Err(io("waiting for the init")(e)),
+        }
+    }
+    let reply = String::from_utf8_lossy(&buf);
+    match reply.as_ref() {
+        "ready" => Ok(()),
+        "" => Err(ContainerError::InitDied),
+        r => Err(ContainerError::Init(
+            r.strip_prefix("error:").unwrap_or(r).to_owned(),
+        )),
+    }
+}
+
+/// Makes this process (and so the init or exec child it forks, which
+/// inherit it) non-dumpable: while boxrun's own binary runs inside the
+/// container's namespaces, a process of the container may not open its
+/// /proc/PID/exe (the handle through which the runtime binary on the host
+/// could be overwritten once it exits), nor ptrace it or read its
+/// memory. Only CAP_SYS_PTRACE overrides it, which the container's
+/// processes do not get by default. The workload's execve makes it
+/// dumpable again.
+pub(crate) fn non_dumpable() -> nix::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(())
 }
 
 fn join_pid(path: &Path) -> Result<(), ContainerError> {

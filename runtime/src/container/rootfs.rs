@@ -4,6 +4,7 @@
 
 use std::{
     fs,
+    os::fd::OwnedFd,
     os::unix::fs::symlink,
     path::{Path, PathBuf},
 };
@@ -18,7 +19,7 @@ use thiserror::Error;
 
 use super::{
     mount_opts::{self, MountOpts},
-    paths::{PathError, resolve_in_root},
+    paths::{PathError, fd_path, open_in_root, resolve_in_root},
 };
 
 #[derive(Debug, Error)]
@@ -154,12 +155,12 @@ fn mount_one(
     let typ = m.typ().clone().unwrap_or_default();
     let source = m.source().clone();
     if typ == "cgroup" && !v2 {
-        return cgroup_v1(&dest, cgroup_dirs, &opts);
+        return cgroup_v1(rootfs, &dest, cgroup_dirs, &opts);
     }
     let bind = opts.is_bind() || typ == "bind";
     // A file bind-mounted needs a file to land on; everything else a dir.
     let source_is_file = bind && source.as_ref().is_some_and(|s| s.is_file());
-    make_target(&dest, source_is_file)?;
+    let target = in_root(rootfs, &dest, source_is_file)?;
     let (fstype, src) = match typ.as_str() {
         "cgroup" => ("cgroup2".to_owned(), PathBuf::from("cgroup2")),
         "bind" | "" => (String::new(), source.clone().unwrap_or_default()),
@@ -179,7 +180,7 @@ fn mount_one(
     };
     mount(
         Some(&src),
-        &dest,
+        &fd_path(&target),
         (!fstype.is_empty()).then_some(fstype.as_str()),
         flags & !MsFlags::MS_RDONLY,
         data,
@@ -189,7 +190,7 @@ fn mount_one(
         if e == nix::Error::EPERM && !bind {
             mount(
                 Some(&src),
-                &dest,
+                &fd_path(&target),
                 Some(fstype.as_str()),
                 flags,
                 None::<&str>,
@@ -199,6 +200,8 @@ fn mount_one(
         }
     })
     .map_err(sys("mount", &dest))?;
+    // From here on, the new mount (the fd above is the directory under it).
+    let target = in_root(rootfs, &dest, source_is_file)?;
     // Bind mounts ignore most flags on the first call, and read-only was
     // held back: remount to apply them. Always as a bind remount, which
     // changes this mount only: a plain remount changes the superblock,
@@ -217,7 +220,7 @@ fn mount_one(
             | MsFlags::MS_STRICTATIME;
         mount(
             None::<&str>,
-            &dest,
+            &fd_path(&target),
             None::<&str>,
             MsFlags::MS_REMOUNT | MsFlags::MS_BIND | (opts.flags & per_mount),
             None::<&str>,
@@ -227,7 +230,7 @@ fn mount_one(
     if !opts.propagation.is_empty() {
         mount(
             None::<&str>,
-            &dest,
+            &fd_path(&target),
             None::<&str>,
             opts.propagation,
             None::<&str>,
@@ -239,11 +242,16 @@ fn mount_one(
 
 /// cgroup v1 in a container: a tmpfs with the container's own hierarchy
 /// directories bind-mounted in, read-only unless the mount says rw.
-fn cgroup_v1(dest: &Path, dirs: &[PathBuf], opts: &MountOpts) -> Result<(), RootfsError> {
-    make_target(dest, false)?;
+fn cgroup_v1(
+    rootfs: &Path,
+    dest: &Path,
+    dirs: &[PathBuf],
+    opts: &MountOpts,
+) -> Result<(), RootfsError> {
+    let at = in_root(rootfs, dest, false)?;
     mount(
         Some("tmpfs"),
-        dest,
+        &fd_path(&at),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=755"),
@@ -258,19 +266,20 @@ fn cgroup_v1(dest: &Path, dirs: &[PathBuf], opts: &MountOpts) -> Result<(), Root
             continue;
         };
         let target = dest.join(name);
-        make_target(&target, false)?;
+        let at = in_root(rootfs, &target, false)?;
         mount(
             Some(d),
-            &target,
+            &fd_path(&at),
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
         )
         .map_err(sys("bind cgroup", &target))?;
         let ro = opts.flags & MsFlags::MS_RDONLY;
+        let at = in_root(rootfs, &target, false)?;
         mount(
             None::<&str>,
-            &target,
+            &fd_path(&at),
             None::<&str>,
             MsFlags::MS_BIND
                 | MsFlags::MS_REMOUNT
@@ -283,9 +292,10 @@ fn cgroup_v1(dest: &Path, dirs: &[PathBuf], opts: &MountOpts) -> Result<(), Root
         .map_err(sys("remount cgroup", &target))?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
+        let at = in_root(rootfs, dest, false)?;
         mount(
             None::<&str>,
-            dest,
+            &fd_path(&at),
             None::<&str>,
             MsFlags::MS_REMOUNT
                 | MsFlags::MS_RDONLY
@@ -297,6 +307,15 @@ fn cgroup_v1(dest: &Path, dirs: &[PathBuf], opts: &MountOpts) -> Result<(), Root
         .map_err(sys("remount", dest))?;
     }
     Ok(())
+}
+
+/// `path` (resolved inside `rootfs`) made if missing and opened with the
+/// kernel keeping every lookup inside `rootfs`.
+fn in_root(rootfs: &Path, path: &Path, file: bool) -> Result<OwnedFd, RootfsError> {
+    open_in_root(rootfs, path, file).map_err(|source| RootfsError::Path {
+        dest: path.display().to_string(),
+        source,
+    })
 }
 
 fn make_target(path: &Path, file: bool) -> Result<(), RootfsError> {
