@@ -18,7 +18,7 @@ use boxrun::{
     hooks::Kind,
     id,
     phases::Marks,
-    state::{Root, Status},
+    state::{Root, StateError, Status},
     terminal,
 };
 use nix::{
@@ -238,7 +238,13 @@ pub fn kill(root: &Root, id: &str, signal: &str, all: bool) -> anyhow::Result<Ex
 
 /// Kills what is left (with `force`), removes cgroups and the state dir.
 fn remove(root: &Root, id: &str, force: bool) -> anyhow::Result<()> {
-    let dir = root.open(id)?;
+    let dir = match root.open(id) {
+        Ok(d) => d,
+        // Gone already: what --force asks for holds (runc says so too;
+        // containerd's shim force-deletes after a container exited).
+        Err(StateError::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     // A killed `create` may have left no state.json: force cleans the dir.
     let st = match dir.load() {
         Ok(st) => st,
