@@ -182,6 +182,18 @@ impl Drop for RawMode {
     }
 }
 
+/// Sets the pty's window size (process.consoleSize).
+pub fn set_size(master: &OwnedFd, rows: u64, cols: u64) {
+    let ws = libc::winsize {
+        ws_row: rows.min(u16::MAX as u64) as u16,
+        ws_col: cols.min(u16::MAX as u64) as u16,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
 /// Copies our terminal's window size to the pty.
 pub fn copy_window_size(master: BorrowedFd<'_>) {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };

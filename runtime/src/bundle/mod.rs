@@ -71,25 +71,39 @@ impl Bundle {
             path: path.clone(),
             source,
         })?;
-        let spec = parse(&path, &text)?;
-        let root = spec
-            .root()
-            .as_ref()
-            .ok_or_else(|| BundleError::NoRoot { path: path.clone() })?;
+        let spec = check_text(&path, &text)?;
+        let root = spec.root().as_ref().expect("checked by check_text");
         let rootfs = dir.join(root.path());
         if !rootfs.is_dir() {
             return Err(BundleError::MissingRootfs { path, rootfs });
         }
-        let process = spec
-            .process()
-            .as_ref()
-            .ok_or_else(|| BundleError::NoProcess { path: path.clone() })?;
-        if process.args().as_ref().is_none_or(Vec::is_empty) {
-            return Err(BundleError::NoArgs { path });
-        }
-        validate::check(&spec).map_err(|e| BundleError::from((path.clone(), e)))?;
         Ok(Self { dir, spec, rootfs })
     }
+}
+
+/// Parses config.json text (read from `path`) and checks everything
+/// that does not need the filesystem: what `load` does short of the
+/// rootfs. The fuzz target drives this.
+pub fn check_text(path: &Path, text: &str) -> Result<Spec, BundleError> {
+    let spec = parse(path, text)?;
+    if spec.root().is_none() {
+        return Err(BundleError::NoRoot {
+            path: path.to_owned(),
+        });
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| BundleError::NoProcess {
+            path: path.to_owned(),
+        })?;
+    if process.args().as_ref().is_none_or(Vec::is_empty) {
+        return Err(BundleError::NoArgs {
+            path: path.to_owned(),
+        });
+    }
+    validate::check(&spec).map_err(|e| BundleError::from((path.to_owned(), e)))?;
+    Ok(spec)
 }
 
 /// Parses config.json text; errors carry the line and column.

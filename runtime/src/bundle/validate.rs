@@ -18,6 +18,12 @@ pub enum Unsupported {
     UnifiedKey(String),
     #[error("namespace `{0}` appears twice in `linux.namespaces`")]
     DuplicateNamespace(String),
+    #[error("`process.ioPriority.priority` {0} is out of range (0 to 7)")]
+    IoPriority(i64),
+    #[error("`linux.devices[].path` `{0}` is not below /dev")]
+    DevicePath(String),
+    #[error("`linux.devices[]` `{0}`: type must be c, b, u or p")]
+    DeviceType(String),
     #[error("`hooks.{kind}[].path` `{path}` is not an absolute path")]
     HookPath { kind: &'static str, path: String },
     #[error("`hooks.{kind}[].timeout` {value} must be more than 0")]
@@ -46,9 +52,30 @@ pub fn check(spec: &Spec) -> Result<(), Unsupported> {
             return Err(Unsupported::HookTimeout { kind, value: t });
         }
     }
+    if let Some(p) = spec.process() {
+        if p.scheduler().is_some() {
+            return Err(Unsupported::Field("process.scheduler"));
+        }
+        if p.exec_cpu_affinity().is_some() {
+            return Err(Unsupported::Field("process.execCPUAffinity"));
+        }
+        if let Some(prio) = p.io_priority()
+            && !(0..=7).contains(&prio.priority())
+        {
+            return Err(Unsupported::IoPriority(prio.priority()));
+        }
+    }
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
+    for d in linux.devices().iter().flatten() {
+        if !d.path().starts_with("/dev/") {
+            return Err(Unsupported::DevicePath(d.path().display().to_string()));
+        }
+        if d.typ() == oci_spec::runtime::LinuxDeviceType::A {
+            return Err(Unsupported::DeviceType(d.path().display().to_string()));
+        }
+    }
     if linux
         .seccomp()
         .as_ref()

@@ -261,6 +261,9 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
     if let Some(sock) = ctx.console {
         // In the container's mount namespace: its /dev/ptmx, its devpts.
         let pty = crate::terminal::open_pty()?;
+        if let Some(size) = process.console_size() {
+            crate::terminal::set_size(&pty.master, size.height(), size.width());
+        }
         crate::terminal::send_fd(sock, std::os::fd::AsFd::as_fd(&pty.master), &pty.name)?;
         drop(pty.master);
         // SAFETY: closing the socket fd this process inherited.
@@ -271,6 +274,7 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
         nix::unistd::fchown(&pty.peer, Some(Uid::from_raw(u.uid())), None)
             .map_err(sys(format!("chown {}", pty.name)))?;
     }
+    process_attrs(process)?;
     for rl in process.rlimits().iter().flatten() {
         let name = rl.typ().to_string();
         let res = rlimit_number(&name).ok_or_else(|| InitError::Rlimit(name.clone()))?;
@@ -382,6 +386,36 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
         path: args[0].to_string_lossy().into_owned(),
         source: e,
     })
+}
+
+/// oom_score_adj, umask and I/O priority: inherited by the workload.
+/// oom_score_adj first, while we may still lower it.
+fn process_attrs(process: &oci_spec::runtime::Process) -> Result<(), InitError> {
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            sys(format!("process.oomScoreAdj {adj}"))(
+                nix::Error::try_from(e).unwrap_or(nix::Error::EIO),
+            )
+        })?;
+    }
+    if let Some(mask) = process.user().umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    if let Some(prio) = process.io_priority() {
+        use oci_spec::runtime::IOPriorityClass as C;
+        let class: i64 = match prio.class() {
+            C::IoprioClassRt => 1,
+            C::IoprioClassBe => 2,
+            C::IoprioClassIdle => 3,
+        };
+        // ioprio_set(IOPRIO_WHO_PROCESS, self, class << 13 | level).
+        // SAFETY: integer arguments only.
+        if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, class << 13 | prio.priority()) } != 0
+        {
+            return Err(sys("process.ioPriority")(nix::Error::last()));
+        }
+    }
+    Ok(())
 }
 
 fn rlimit_number(name: &str) -> Option<libc::__rlimit_resource_t> {

@@ -254,8 +254,9 @@ fn create_inner(
     std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
         .map_err(io(format!("chmod {}", fifo.display())))?;
 
-    let resources = linux.and_then(|l| l.resources().as_ref());
     let v2 = cg.driver == cgroup::Driver::V2;
+    let resources = with_spec_devices(linux, v2);
+    let resources = resources.as_ref();
     if v2 {
         // clone3 puts the init straight into it (CLONE_INTO_CGROUP).
         cg.create(resources)?;
@@ -415,6 +416,24 @@ fn create_inner(
     st.status = Status::Created;
     dir.save(st)?;
     Ok(pid)
+}
+
+/// linux.resources, with an allow rule for each `linux.devices` node on
+/// v1 (as runc: a device the spec creates is one the container may use).
+fn with_spec_devices(
+    linux: Option<&oci_spec::runtime::Linux>,
+    v2: bool,
+) -> Option<oci_spec::runtime::LinuxResources> {
+    let mut r = linux.and_then(|l| l.resources().clone());
+    let devices = linux.and_then(|l| l.devices().as_ref());
+    if v2 || devices.is_none_or(|d| d.is_empty()) {
+        return r;
+    }
+    let r = r.get_or_insert_with(Default::default);
+    let mut rules = r.devices().clone().unwrap_or_default();
+    rules.extend(devices.into_iter().flatten().map(Into::into));
+    r.set_devices(Some(rules));
+    Some(r.clone())
 }
 
 /// The init's last word: `ready`, or why it failed.

@@ -109,6 +109,13 @@ pub fn setup<E: From<RootfsError>>(
     if dev_is_tmpfs {
         default_devices(rootfs)?;
     }
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        spec_device(rootfs, d)?;
+    }
     wait(cgroups_ready)?;
     before_pivot()?;
 
@@ -334,6 +341,63 @@ fn make_target(path: &Path, file: bool) -> Result<(), RootfsError> {
     } else {
         fs::create_dir_all(path).map_err(err)
     }
+}
+
+/// A `linux.devices` node, made inside the rootfs (an existing file there
+/// is replaced); bind-mounted from the host's same path where mknod is
+/// refused (a user namespace).
+fn spec_device(rootfs: &Path, d: &oci_spec::runtime::LinuxDevice) -> Result<(), RootfsError> {
+    use oci_spec::runtime::LinuxDeviceType as T;
+    let dest = resolve_in_root(rootfs, &d.path().to_string_lossy()).map_err(|source| {
+        RootfsError::Path {
+            dest: d.path().display().to_string(),
+            source,
+        }
+    })?;
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(());
+    };
+    let dir = in_root(rootfs, parent, false)?;
+    let kind = match d.typ() {
+        T::B => SFlag::S_IFBLK,
+        T::P => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
+    };
+    let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
+    let dev = makedev(d.major() as u64, d.minor() as u64);
+    let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let made = nix::sys::stat::mknodat(&dir, name, kind, mode, dev);
+    if made.is_err() {
+        let target = in_root(rootfs, &dest, true)?;
+        mount(
+            Some(d.path()),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("bind-mount device", &dest))?;
+        return Ok(());
+    }
+    // mknod applies the umask: the spec's mode is meant exactly.
+    nix::sys::stat::fchmodat(
+        &dir,
+        name,
+        mode,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(sys("chmod device", &dest))?;
+    if d.uid().is_some() || d.gid().is_some() {
+        nix::unistd::fchownat(
+            &dir,
+            name,
+            d.uid().map(nix::unistd::Uid::from_raw),
+            d.gid().map(nix::unistd::Gid::from_raw),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(sys("chown device", &dest))?;
+    }
+    Ok(())
 }
 
 /// The OCI default devices, made in a tmpfs /dev.
