@@ -3,6 +3,7 @@
 //! a host whose /sys/fs/cgroup is cgroup2 is pure v2; a hybrid host uses
 //! its v1 hierarchies for controllers.
 
+pub mod device_filter;
 mod settings;
 mod v1;
 mod v2;
@@ -40,10 +41,12 @@ pub enum CgroupError {
         "`linux.resources.unified`: `{0}` is not a file of this cgroup (controller not enabled?)"
     )]
     UnifiedFile(String),
-    #[error(
-        "`linux.resources.devices` on cgroup v2 needs an eBPF device filter, which boxrun does not have yet"
-    )]
-    DevicesOnV2,
+    #[error("cgroup {path}: {what}: {source}")]
+    DeviceFilter {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
     #[error("cannot read this process's cgroups from /proc/self: {0}")]
     Proc(io::Error),
     #[error("cgroup {path} still has processes after SIGKILL")]
@@ -51,6 +54,20 @@ pub enum CgroupError {
     #[error("cannot remove cgroup {path}: {source}")]
     Remove { path: PathBuf, source: io::Error },
 }
+
+/// The OCI default devices every container may use, char devices as
+/// (major, minor; None for all minors): null, zero, full, random,
+/// urandom, tty, ptmx, and the ptys.
+pub(crate) const DEFAULT_DEVICES: &[(u32, Option<u32>)] = &[
+    (1, Some(3)),
+    (1, Some(5)),
+    (1, Some(7)),
+    (1, Some(8)),
+    (1, Some(9)),
+    (5, Some(0)),
+    (5, Some(2)),
+    (136, None),
+];
 
 /// Which kernel interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,7 +131,14 @@ impl Cgroup {
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         match self.driver {
             Driver::V1 => v1::make(self)?,
-            Driver::V2 => v2::make(self)?,
+            Driver::V2 => {
+                // A cgroup that already existed (shared) keeps its filter.
+                let fresh = !self.exists();
+                v2::make(self)?;
+                if fresh {
+                    v2::attach_devices(self, resources)?;
+                }
+            }
         }
         resources.map_or(Ok(()), |r| self.apply(r))
     }

@@ -173,18 +173,6 @@ fn order_memory(cg: &Cgroup, all: &mut [settings::Setting]) {
     }
 }
 
-/// Devices a container always gets (the OCI default devices), as rules.
-const DEFAULT_DEVICES: &[&str] = &[
-    "c 1:3 rwm",   // null
-    "c 1:5 rwm",   // zero
-    "c 1:7 rwm",   // full
-    "c 1:8 rwm",   // random
-    "c 1:9 rwm",   // urandom
-    "c 5:0 rwm",   // tty
-    "c 5:2 rwm",   // ptmx
-    "c 136:* rwm", // pts
-];
-
 fn apply_devices(dir: &std::path::Path, r: &LinuxResources) -> Result<(), CgroupError> {
     for rule in r.devices().iter().flatten() {
         let typ = rule.typ().map_or("a".to_owned(), |t| t.as_str().to_owned());
@@ -207,8 +195,12 @@ fn apply_devices(dir: &std::path::Path, r: &LinuxResources) -> Result<(), Cgroup
 }
 
 fn allow_defaults(dir: &std::path::Path) -> Result<(), CgroupError> {
-    for d in DEFAULT_DEVICES {
-        write(&dir.join("devices.allow"), d)?;
+    for (major, minor) in super::DEFAULT_DEVICES {
+        let minor = minor.map_or("*".to_owned(), |m| m.to_string());
+        write(
+            &dir.join("devices.allow"),
+            &format!("c {major}:{minor} rwm"),
+        )?;
     }
     Ok(())
 }

@@ -5,7 +5,11 @@ use std::{fs, path::PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
-use super::{Cgroup, CgroupError, read, resolve, settings, write};
+use super::{
+    Cgroup, CgroupError,
+    device_filter::{self, Rule},
+    read, resolve, settings, write,
+};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
@@ -46,11 +50,26 @@ pub fn make(cg: &Cgroup) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// The device filter of a new cgroup: the spec's rules, then the OCI
+/// default devices (they stay usable whatever the rules say, as on v1).
+pub fn attach_devices(cg: &Cgroup, r: Option<&LinuxResources>) -> Result<(), CgroupError> {
+    let mut rules: Vec<Rule> = r
+        .and_then(|r| r.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .map(Rule::from_spec)
+        .collect();
+    rules.extend(
+        super::DEFAULT_DEVICES
+            .iter()
+            .map(|&(major, minor)| Rule::char_allowed(major, minor)),
+    );
+    device_filter::attach(&cg.dirs[0], &rules)
+}
+
+/// Limits; device rules are not among them (see `attach_devices`, at
+/// create only).
 pub fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
-    // Silently running without the device rules would be wrong.
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(CgroupError::DevicesOnV2);
-    }
     let unified = r.unified().clone().unwrap_or_default();
     for s in settings::v2(r) {
         let path = cg.dirs[0].join(&s.file);

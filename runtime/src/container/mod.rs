@@ -255,7 +255,7 @@ fn create_inner(
         .map_err(io(format!("chmod {}", fifo.display())))?;
 
     let v2 = cg.driver == cgroup::Driver::V2;
-    let resources = with_spec_devices(linux, v2);
+    let resources = with_spec_devices(linux);
     let resources = resources.as_ref();
     if v2 {
         // clone3 puts the init straight into it (CLONE_INTO_CGROUP).
@@ -418,15 +418,14 @@ fn create_inner(
     Ok(pid)
 }
 
-/// linux.resources, with an allow rule for each `linux.devices` node on
-/// v1 (as runc: a device the spec creates is one the container may use).
+/// linux.resources, with an allow rule for each `linux.devices` node (as
+/// runc: a device the spec creates is one the container may use).
 fn with_spec_devices(
     linux: Option<&oci_spec::runtime::Linux>,
-    v2: bool,
 ) -> Option<oci_spec::runtime::LinuxResources> {
     let mut r = linux.and_then(|l| l.resources().clone());
     let devices = linux.and_then(|l| l.devices().as_ref());
-    if v2 || devices.is_none_or(|d| d.is_empty()) {
+    if devices.is_none_or(|d| d.is_empty()) {
         return r;
     }
     let r = r.get_or_insert_with(Default::default);
