@@ -50,6 +50,18 @@ pub fn container_start_records() -> Vec<Vec<u8>> {
 /// stale).
 pub fn workspace_bin(name: &str, full: bool) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if full {
+        // `cargo bench` builds this crate, not the workspace's binaries: a
+        // release binary left from an older build would be measured as if
+        // it were the current code. Build it first (a no-op when fresh).
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let ok = std::process::Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "--release", "--locked", "--bin", name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cargo build --release --bin {name} failed");
+    }
     let order = if full {
         ["release", "debug"]
     } else {

@@ -80,10 +80,15 @@ fn bad_input_is_named_and_leaves_nothing() {
         "{\n \"ociVersion\": \"1.0.2\",\n \"root\": {\"path\": }\n}",
     )
     .unwrap();
+    // With --log in json, as containerd's shim calls it: the error is
+    // also its last line there, where the shim looks.
+    let log = dir.path().join("log.json");
     let out = Command::new(BOXRUN)
         .arg("--root")
         .arg(dir.path().join("state"))
-        .args(["run", "--bundle"])
+        .arg("--log")
+        .arg(&log)
+        .args(["--log-format", "json", "run", "--bundle"])
         .arg(dir.path())
         .arg("br-bad")
         .output()
@@ -91,6 +96,19 @@ fn bad_input_is_named_and_leaves_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("config.json:3:"), "{err}");
+    let last: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["level"], "error");
+    assert!(
+        last["msg"].as_str().unwrap().contains("config.json:3:"),
+        "{last}"
+    );
     assert!(!dir.path().join("state/br-bad").exists());
     let out = Command::new(BOXRUN)
         .args(["--root", "/tmp", "run", "--bundle", "/nonexistent", "../x"])

@@ -20,10 +20,10 @@ pub struct Args {
     /// Debug logging to stderr.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Accepted for runc compatibility (log file); boxrun logs to stderr.
+    /// Also append errors to FILE (runc's --log; containerd reads it).
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
-    /// Accepted for runc compatibility; boxrun logs text.
+    /// `json` or `text`, for --log.
     #[arg(long = "log-format", global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
     #[command(subcommand)]

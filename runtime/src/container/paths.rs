@@ -113,11 +113,20 @@ struct OpenHow {
     resolve: u64,
 }
 
+/// Every lookup confined to `dir` as if it were `/`.
+const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+/// Below `dir`, following no symlink at all.
+const BENEATH_NO_LINKS: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+
 fn openat2(dir: RawFd, rel: &Path, flags: i32) -> io::Result<OwnedFd> {
+    openat2_with(dir, rel, flags, IN_ROOT)
+}
+
+fn openat2_with(dir: RawFd, rel: &Path, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        resolve,
     };
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
@@ -156,6 +165,14 @@ pub fn open_in_root(root: &Path, path: &Path, file: bool) -> Result<OwnedFd, Pat
     let rel = path.strip_prefix(root).unwrap_or(path);
     let root_fd = File::open(root).map_err(io_err(root))?;
     let dir = root_fd.as_raw_fd();
+    // Most targets exist already (/proc, /sys, /dev in the image): one
+    // lookup. The walk below only runs to create what is missing.
+    match openat2(dir, rel, libc::O_PATH) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(path)(e)),
+    }
+    // Up from the target to the deepest part that exists...
     let parts: Vec<&OsStr> = rel
         .components()
         .filter_map(|c| match c {
@@ -163,24 +180,31 @@ pub fn open_in_root(root: &Path, path: &Path, file: bool) -> Result<OwnedFd, Pat
             _ => None,
         })
         .collect();
-    let mut sofar = PathBuf::new();
-    for (i, part) in parts.iter().enumerate() {
-        let parent = openat2(dir, &sofar, libc::O_PATH | libc::O_DIRECTORY)
-            .map_err(io_err(&root.join(&sofar)))?;
-        sofar.push(part);
-        let last = i + 1 == parts.len();
-        match openat2(dir, &sofar, libc::O_PATH) {
-            Ok(fd) if last => return Ok(fd),
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&root.join(&sofar))(e)),
+    let mut have = parts.len();
+    let mut base = loop {
+        if have == 0 {
+            break openat2(dir, Path::new("."), libc::O_PATH | libc::O_DIRECTORY)
+                .map_err(io_err(root))?;
         }
+        have -= 1;
+        let p: PathBuf = parts[..have].iter().collect();
+        match openat2(dir, &p, libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(fd) => break fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(&root.join(&p))(e)),
+        }
+    };
+    // ...then down, making each missing part in the directory fd held,
+    // never following a link (one swapped in now is an error).
+    for (i, part) in parts.iter().enumerate().skip(have) {
+        let last = i + 1 == parts.len();
+        let here = root.join(parts[..=i].iter().collect::<PathBuf>());
         let name = c_path(Path::new(part));
         // SAFETY: *at calls relative to a directory fd we hold.
         let r = unsafe {
             if last && file {
                 let fd = libc::openat(
-                    parent.as_raw_fd(),
+                    base.as_raw_fd(),
                     name.as_ptr(),
                     libc::O_CREAT
                         | libc::O_EXCL
@@ -194,21 +218,25 @@ pub fn open_in_root(root: &Path, path: &Path, file: bool) -> Result<OwnedFd, Pat
                 }
                 fd
             } else {
-                libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755)
+                libc::mkdirat(base.as_raw_fd(), name.as_ptr(), 0o755)
             }
         };
         if r < 0 {
             let e = io::Error::last_os_error();
             // Made meanwhile by someone else: fine, it is opened below.
             if e.kind() != io::ErrorKind::AlreadyExists {
-                return Err(io_err(&root.join(&sofar))(e));
+                return Err(io_err(&here)(e));
             }
         }
-        if last {
-            return openat2(dir, &sofar, libc::O_PATH).map_err(io_err(&root.join(&sofar)));
-        }
+        let flags = if last {
+            libc::O_PATH
+        } else {
+            libc::O_PATH | libc::O_DIRECTORY
+        };
+        base = openat2_with(base.as_raw_fd(), Path::new(part), flags, BENEATH_NO_LINKS)
+            .map_err(io_err(&here))?;
     }
-    openat2(dir, Path::new("."), libc::O_PATH).map_err(io_err(root))
+    Ok(base)
 }
 
 /// The path through which mount(2) reaches `fd`'s file.

@@ -207,8 +207,6 @@ fn mount_one(
         }
     })
     .map_err(sys("mount", &dest))?;
-    // From here on, the new mount (the fd above is the directory under it).
-    let target = in_root(rootfs, &dest, source_is_file)?;
     // Bind mounts ignore most flags on the first call, and read-only was
     // held back: remount to apply them. Always as a bind remount, which
     // changes this mount only: a plain remount changes the superblock,
@@ -225,9 +223,11 @@ fn mount_one(
             | MsFlags::MS_NODIRATIME
             | MsFlags::MS_RELATIME
             | MsFlags::MS_STRICTATIME;
+        // The new mount, not the directory under it that `target` holds.
+        let mounted = in_root(rootfs, &dest, source_is_file)?;
         mount(
             None::<&str>,
-            &fd_path(&target),
+            &fd_path(&mounted),
             None::<&str>,
             MsFlags::MS_REMOUNT | MsFlags::MS_BIND | (opts.flags & per_mount),
             None::<&str>,
@@ -235,9 +235,10 @@ fn mount_one(
         .map_err(sys("remount", &dest))?;
     }
     if !opts.propagation.is_empty() {
+        let mounted = in_root(rootfs, &dest, source_is_file)?;
         mount(
             None::<&str>,
-            &fd_path(&target),
+            &fd_path(&mounted),
             None::<&str>,
             opts.propagation,
             None::<&str>,
