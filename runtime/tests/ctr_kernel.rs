@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{BOXRUN, mount_leftovers};
+use common::{BOXRUN, Tmux, mount_leftovers};
 
 const NS: &str = "boxrun-ctr-test";
 const IMAGE: &str = "boxtrace/busybox:test";
@@ -302,39 +302,12 @@ fn ctr_run_with_a_terminal_is_interactive() {
         "ctr --address {}/containerd.sock --namespace {NS} run -t --rm --runc-binary {BOXRUN} {IMAGE} ctr-tty sh; echo EXIT=$?; sleep 60",
         ctd.dir.path().display()
     );
-    let tmux = |args: &[&str]| {
-        let o = Command::new("tmux")
-            .args(["-L", "boxrun-ctr-test"])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let pane = |want: &str| {
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
-            let p = tmux(&["capture-pane", "-p", "-t", "t"]);
-            if p.contains(want) {
-                return p;
-            }
-            assert!(Instant::now() < end, "no `{want}` in:\n{p}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    tmux(&["kill-server"]);
-    tmux(&["new-session", "-d", "-s", "t", "-x", "90", "-y", "25", &cmd]);
-    pane("#");
-    tmux(&[
-        "send-keys",
-        "-t",
-        "t",
-        "echo hi-$((40+2)) $(tty); stty size",
-        "Enter",
-    ]);
-    let p = pane("25 90");
+    let t = Tmux::start("boxrun-ctr-test", 90, 25, &cmd);
+    t.wait_for("#");
+    t.keys(&["echo hi-$((40+2)) $(tty); stty size", "Enter"]);
+    let p = t.wait_for("25 90");
     assert!(p.contains("hi-42 /dev/pts/0"), "{p}");
-    tmux(&["send-keys", "-t", "t", "exit 3", "Enter"]);
-    let p = pane("EXIT=");
-    tmux(&["kill-server"]);
+    t.keys(&["exit 3", "Enter"]);
+    let p = t.wait_for("EXIT=");
     assert!(p.contains("EXIT=3"), "{p}");
 }

@@ -10,11 +10,10 @@ use std::{
         unix::net::UnixListener,
     },
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
-use common::{BOXRUN, TestBundle};
+use common::{BOXRUN, TestBundle, Tmux};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
 /// Accepts one connection on `path` and receives the fd it carries, with
@@ -133,27 +132,6 @@ fn a_terminal_without_a_console_socket_is_refused_on_create() {
     assert!(err.contains("process.terminal is not true"), "{err}");
 }
 
-fn tmux(args: &[&str]) -> String {
-    let o = Command::new("tmux")
-        .args(["-L", "boxrun-test"])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn wait_pane(want: &str) -> String {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let pane = tmux(&["capture-pane", "-p", "-t", "t"]);
-        if pane.contains(want) {
-            return pane;
-        }
-        assert!(Instant::now() < end, "no `{want}` in the pane:\n{pane}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn run_in_the_foreground_is_interactive_in_tmux() {
     let id = "tt-tmux";
@@ -164,40 +142,22 @@ fn run_in_the_foreground_is_interactive_in_tmux() {
         b.state_root().display(),
         b.path().display()
     );
-    tmux(&["kill-server"]);
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &cmd,
-    ]);
-    wait_pane("#");
-    tmux(&[
-        "send-keys",
-        "-t",
-        "t",
-        "echo hi-$((40+2)) $(tty); stty size",
-        "Enter",
-    ]);
+    let t = Tmux::start("boxrun-test", 100, 30, &cmd);
+    t.wait_for("#");
+    t.keys(&["echo hi-$((40+2)) $(tty); stty size", "Enter"]);
     // Keys reach the shell, its output comes back, and the pty has the
     // pane's size.
-    let pane = wait_pane("30 100");
+    let pane = t.wait_for("30 100");
     assert!(pane.contains("hi-42 /dev/pts/0"), "{pane}");
     // ^C goes to the container's shell through its terminal, not to
     // boxrun: the shell lives on.
-    tmux(&["send-keys", "-t", "t", "sleep 50", "Enter"]);
+    t.keys(&["sleep 50", "Enter"]);
     std::thread::sleep(Duration::from_millis(300));
-    tmux(&["send-keys", "-t", "t", "C-c", ""]);
-    tmux(&["send-keys", "-t", "t", "echo after-$((6*7))", "Enter"]);
-    wait_pane("after-42");
-    tmux(&["send-keys", "-t", "t", "exit 7", "Enter"]);
-    let pane = wait_pane("EXIT=");
-    tmux(&["kill-server"]);
+    t.keys(&["C-c"]);
+    t.keys(&["echo after-$((6*7))", "Enter"]);
+    t.wait_for("after-42");
+    t.keys(&["exit 7", "Enter"]);
+    let pane = t.wait_for("EXIT=");
     assert!(pane.contains("EXIT=7"), "{pane}");
     assert!(
         !b.state_root().join(id).exists(),

@@ -204,3 +204,56 @@ pub fn process_leftovers(marker: &str) -> Vec<i32> {
     }
     out
 }
+
+/// A tmux server of its own running one command in a pane of a given
+/// size: a real terminal for the interactive tests. Killed on drop.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    pub fn start(socket: &str, cols: u16, rows: u16, cmd: &str) -> Self {
+        let t = Self {
+            socket: socket.to_owned(),
+        };
+        t.run(&["kill-server"]);
+        let (x, y) = (cols.to_string(), rows.to_string());
+        t.run(&["new-session", "-d", "-s", "t", "-x", &x, "-y", &y, cmd]);
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let o = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux (scripts/setup installs it)");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Types `keys` (tmux key names, e.g. `Enter`, `C-c`).
+    pub fn keys(&self, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", "t"];
+        a.extend(keys);
+        self.run(&a);
+    }
+
+    /// The pane once it shows `want` (15 s at most).
+    pub fn wait_for(&self, want: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            let pane = self.run(&["capture-pane", "-p", "-t", "t"]);
+            if pane.contains(want) {
+                return pane;
+            }
+            assert!(Instant::now() < end, "no `{want}` in the pane:\n{pane}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
