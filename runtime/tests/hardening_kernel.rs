@@ -174,3 +174,34 @@ fn only_allowed_devices_can_be_opened() {
     let rc = std::fs::read_to_string(b.path().join("rootfs/tmp/disk.rc")).unwrap();
     assert_eq!(rc.trim(), "0");
 }
+
+/// `boxrun spec`'s defaults, run as they are: three capabilities, the
+/// masked and read-only paths of runc's default spec.
+#[test]
+fn the_default_spec_drops_capabilities_and_masks_paths() {
+    let b = TestBundle::new(&["true"], json!({}));
+    std::fs::remove_file(b.path().join("config.json")).unwrap();
+    b.ok(&["spec", "--bundle", b.path().to_str().unwrap()]);
+    let script = "grep -E '^Cap(Eff|Bnd)' /proc/self/status; \
+                  head -c 1 /proc/kcore | wc -c; ls /sys/firmware | wc -l; \
+                  { echo 1 > /proc/sys/kernel/domainname; } 2>&1; true";
+    b.edit(|c| {
+        c["process"]["args"] = json!(["sh", "-c", script]);
+        c["process"]["env"] = json!(["PATH=/bin"]);
+    });
+    let out = b.run("hd-default");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29).
+    let want = format!("{:016x}", (1u64 << 5) | (1 << 10) | (1 << 29));
+    for set in ["CapEff", "CapBnd"] {
+        let line = text.lines().find(|l| l.starts_with(set)).unwrap();
+        assert!(line.ends_with(&want), "{line} != {want}");
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    // /proc/kcore reads as /dev/null, /sys/firmware is an empty tmpfs,
+    // /proc/sys is read-only.
+    assert_eq!(lines[2].trim(), "0", "{text}");
+    assert_eq!(lines[3].trim(), "0", "{text}");
+    assert!(lines[4].contains("Read-only file system"), "{text}");
+}

@@ -594,3 +594,63 @@ fn update_changes_the_limits_of_a_running_container() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+/// The OCI runtime spec's lifecycle rules, command by command, as an
+/// independent conformance suite checks them.
+#[test]
+fn lifecycle_errors_follow_the_oci_runtime_spec() {
+    let id = "bl-oci";
+    let b = TestBundle::new(&["sleep", "30"], serde_json::json!({}));
+    let fails = |args: &[&str], want: &str| {
+        let out = b.cmd(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    };
+    // Nothing there: state, start, kill and delete all fail; delete
+    // --force succeeds (it asks for absence).
+    for cmd in ["state", "start", "kill", "delete"] {
+        fails(&[cmd, id], "does not exist");
+    }
+    b.ok(&["delete", "--force", id]);
+
+    b.create(id);
+    let st = b.state(id);
+    assert_eq!(st["status"], "created");
+    assert!(st["pid"].as_i64().unwrap() > 0, "{st}");
+    // An id is unique.
+    let out = b
+        .cmd(&["create", "--bundle"])
+        .arg(b.path())
+        .arg(id)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(b.status(id), "created", "the failed create changed nothing");
+    b.ok(&["start", id]);
+    assert_eq!(b.status(id), "running");
+    fails(&["start", id], "not created");
+    // Not stopped: delete fails and leaves it running.
+    fails(&["delete", id], "stop it first");
+    assert_eq!(b.status(id), "running");
+    b.ok(&["kill", id, "KILL"]);
+    b.wait_stopped(id, Duration::from_secs(5));
+    let st = b.state(id);
+    assert!(st.get("pid").is_none(), "no pid once stopped: {st}");
+    fails(&["kill", id, "TERM"], "not running");
+    fails(&["start", id], "not created");
+    b.ok(&["delete", id]);
+    assert!(cgroup_leftovers(id).is_empty());
+
+    // A created container may be deleted: its init goes with it.
+    b.create(id);
+    let pid = b.state(id)["pid"].as_i64().unwrap();
+    b.ok(&["delete", id]);
+    // Gone, or a zombie until its adopter reaps it.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+    assert!(
+        stat.as_ref()
+            .map_or(true, |s| s.rsplit_once(") ").unwrap().1.starts_with('Z')),
+        "{stat:?}"
+    );
+}
