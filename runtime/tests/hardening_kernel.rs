@@ -190,7 +190,11 @@ fn the_default_spec_drops_capabilities_and_masks_paths() {
         c["process"]["env"] = json!(["PATH=/bin"]);
     });
     let out = b.run("hd-default");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     // CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29).
     let want = format!("{:016x}", (1u64 << 5) | (1 << 10) | (1 << 29));
