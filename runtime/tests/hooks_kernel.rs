@@ -101,14 +101,7 @@ fn a_failing_or_hung_hook_stops_create_and_leaves_nothing() {
         }]});
     });
     let id = "hk-fail";
-    let out = b
-        .cmd(&["create", "--bundle"])
-        .arg(b.path())
-        .arg(id)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = b.create_err(id, &[]);
     assert!(
         err.contains("createRuntime hook /bin/sh exited with status 3: no network for you"),
         "{err}"
@@ -123,15 +116,8 @@ fn a_failing_or_hung_hook_stops_create_and_leaves_nothing() {
         }]});
     });
     let t = Instant::now();
-    let out = b
-        .cmd(&["create", "--bundle"])
-        .arg(b.path())
-        .arg(id)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let err = b.create_err(id, &[]);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("prestart hook /bin/sleep timed out after 1 s"),
         "{err}"

@@ -619,13 +619,7 @@ fn lifecycle_errors_follow_the_oci_runtime_spec() {
     assert_eq!(st["status"], "created");
     assert!(st["pid"].as_i64().unwrap() > 0, "{st}");
     // An id is unique.
-    let out = b
-        .cmd(&["create", "--bundle"])
-        .arg(b.path())
-        .arg(id)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert!(b.create_err(id, &[]).contains("already exists"));
     assert_eq!(b.status(id), "created", "the failed create changed nothing");
     b.ok(&["start", id]);
     assert_eq!(b.status(id), "running");

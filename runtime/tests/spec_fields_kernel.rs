@@ -9,8 +9,8 @@ use serde_json::json;
 #[test]
 fn process_attributes_reach_the_workload() {
     let b = TestBundle::new(
-        &["sh", "-c", "cat /proc/self/oom_score_adj; umask"],
-        json!({}),
+        &["sh", "-c", "cat /proc/self/oom_score_adj; umask; uname -m"],
+        json!({"personality": {"domain": "LINUX32"}}),
     );
     b.edit(|c| {
         c["process"]["oomScoreAdj"] = 500.into();
@@ -25,7 +25,8 @@ fn process_attributes_reach_the_workload() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines, ["500", "0077"], "{text}");
+    // LINUX32 on x86_64: uname reports a 32-bit machine.
+    assert_eq!(lines, ["500", "0077", "i686"], "{text}");
 }
 
 #[test]

@@ -69,7 +69,11 @@ fn read_until(master: &mut std::fs::File, want: &str) -> String {
 fn console_socket_receives_the_pty_and_a_line_round_trips() {
     let id = "tt-console";
     let b = TestBundle::new(
-        &["sh", "-c", "read x; echo got-$x on $(tty) as $(id -u)"],
+        &[
+            "sh",
+            "-c",
+            "read x; echo got-$x on $(tty) as $(id -u) console $(stat -c %t:%T /dev/console)",
+        ],
         serde_json::json!({}),
     );
     b.with_terminal();
@@ -92,8 +96,12 @@ fn console_socket_receives_the_pty_and_a_line_round_trips() {
     assert_eq!(name, "/dev/pts/0", "runc sends the pty's name");
     b.ok(&["start", id]);
     master.write_all(b"hello\n").unwrap();
-    let seen = read_until(&mut master, "as 1000");
-    assert!(seen.contains("got-hello on /dev/pts/0 as 1000"), "{seen:?}");
+    let seen = read_until(&mut master, "console 88:0");
+    // /dev/console is the pty too (136:0, in hex), as the OCI spec says.
+    assert!(
+        seen.contains("got-hello on /dev/pts/0 as 1000 console 88:0"),
+        "{seen:?}"
+    );
     b.wait_stopped(id, Duration::from_secs(5));
     b.ok(&["delete", id]);
 }
@@ -102,33 +110,14 @@ fn console_socket_receives_the_pty_and_a_line_round_trips() {
 fn a_terminal_without_a_console_socket_is_refused_on_create() {
     let b = TestBundle::new(&["true"], serde_json::json!({}));
     b.with_terminal();
-    let out = b
-        .cmd(&["create", "--bundle"])
-        .arg(b.path())
-        .arg("tt-refused")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = b.create_err("tt-refused", &[]);
     assert!(err.contains("--console-socket"), "{err}");
     assert!(!b.state_root().join("tt-refused").exists());
     // And the reverse: a socket for a process without a terminal.
     let b = TestBundle::new(&["true"], serde_json::json!({}));
     let sock = b.path().join("console.sock");
     let _l = UnixListener::bind(&sock).unwrap();
-    let out = b
-        .cmd(&[
-            "create",
-            "--console-socket",
-            sock.to_str().unwrap(),
-            "--bundle",
-        ])
-        .arg(b.path())
-        .arg("tt-refused")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = b.create_err("tt-refused", &["--console-socket", sock.to_str().unwrap()]);
     assert!(err.contains("process.terminal is not true"), "{err}");
 }
 

@@ -86,8 +86,13 @@ pub fn check(spec: &Spec) -> Result<(), Unsupported> {
     if linux.intel_rdt().is_some() {
         return Err(Unsupported::Field("linux.intelRdt"));
     }
-    if linux.personality().is_some() {
-        return Err(Unsupported::Field("linux.personality"));
+    if linux
+        .personality()
+        .as_ref()
+        .is_some_and(|p| p.flags().as_ref().is_some_and(|f| !f.is_empty()))
+    {
+        // runc accepts none either; the spec defines no flag names.
+        return Err(Unsupported::Field("linux.personality.flags"));
     }
     if linux.time_offsets().is_some() {
         return Err(Unsupported::Field("linux.timeOffsets"));

@@ -258,9 +258,24 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
             return Err(sys("joining a new session keyring")(nix::Error::last()));
         }
     }
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        use oci_spec::runtime::LinuxPersonalityDomain as D;
+        let persona: libc::c_ulong = match p.domain() {
+            D::PerLinux => 0x0000,
+            D::PerLinux32 => 0x0008,
+        };
+        // SAFETY: personality(2) with a constant.
+        if unsafe { libc::personality(persona) } < 0 {
+            return Err(sys("linux.personality")(nix::Error::last()));
+        }
+    }
     if let Some(sock) = ctx.console {
         // In the container's mount namespace: its /dev/ptmx, its devpts.
         let pty = crate::terminal::open_pty()?;
+        if ctx.has_mount_ns {
+            // The OCI spec: /dev/console is the pty, bind-mounted.
+            console_mount(&pty.name)?;
+        }
         if let Some(size) = process.console_size() {
             crate::terminal::set_size(&pty.master, size.height(), size.width());
         }
@@ -386,6 +401,24 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
         path: args[0].to_string_lossy().into_owned(),
         source: e,
     })
+}
+
+/// Bind-mounts the container's pty (`/dev/pts/N`) on /dev/console.
+fn console_mount(pty: &str) -> Result<(), InitError> {
+    let console = Path::new("/dev/console");
+    if std::fs::symlink_metadata(console).is_err() {
+        File::create(console).map_err(|e| {
+            sys("creating /dev/console")(nix::Error::try_from(e).unwrap_or(nix::Error::EIO))
+        })?;
+    }
+    nix::mount::mount(
+        Some(pty),
+        console,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(sys(format!("bind-mounting {pty} on /dev/console")))
 }
 
 /// oom_score_adj, umask and I/O priority: inherited by the workload.

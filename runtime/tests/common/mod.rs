@@ -27,7 +27,7 @@ impl TestBundle {
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
         for a in [
             "sh", "hostname", "ls", "head", "tr", "cat", "echo", "true", "sleep", "mkdir", "chmod",
-            "grep", "seq", "wc", "id", "readlink", "mknod",
+            "grep", "seq", "wc", "id", "readlink", "mknod", "stat", "uname",
         ] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
@@ -126,6 +126,21 @@ impl TestBundle {
             .status()
             .unwrap();
         assert!(status.success(), "create {id}: {}", self.output_of(id));
+    }
+
+    /// `boxrun create [EXTRA...] --bundle B ID`, which must fail: its
+    /// stderr.
+    pub fn create_err(&self, id: &str, extra: &[&str]) -> String {
+        let out = self
+            .cmd(&["create"])
+            .args(extra)
+            .arg("--bundle")
+            .arg(self.path())
+            .arg(id)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "create {id} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     pub fn output_of(&self, id: &str) -> String {
