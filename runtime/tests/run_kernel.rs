@@ -46,6 +46,22 @@ fn workload_is_pid_1_with_the_spec_hostname_and_nothing_is_left() {
 }
 
 #[test]
+fn run_keep_leaves_the_stopped_container_for_delete() {
+    let b = TestBundle::new(&["sh", "-c", "exit 3"], serde_json::json!({}));
+    let out = b
+        .cmd(&["run", "--keep", "--bundle"])
+        .arg(b.path())
+        .arg("br-keep")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(b.status("br-keep"), "stopped");
+    assert!(!cgroup_leftovers("br-keep").is_empty(), "kept until delete");
+    b.ok(&["delete", "br-keep"]);
+    assert!(cgroup_leftovers("br-keep").is_empty());
+}
+
+#[test]
 fn exit_status_passes_through() {
     let (out, _d) = run("br-exit", &["sh", "-c", "exit 7"], serde_json::json!({}));
     assert_eq!(out.status.code(), Some(7));

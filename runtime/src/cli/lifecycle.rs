@@ -196,6 +196,9 @@ pub fn run(root: &Root, r: &RunArgs) -> anyhow::Result<ExitCode> {
         wait_status(pid)
     })();
     marks.mark("exited");
+    if r.keep {
+        return Ok(ExitCode::from(result?));
+    }
     let deleted = remove(root, &c.id, true);
     marks.mark("deleted");
     let code = result?;

@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Start the container and return: no waiting, no delete.
     #[arg(long, short)]
     pub detach: bool,
+    /// Wait for the container but keep it (its state and cgroups) for
+    /// `state`, `ps` or a later `delete`.
+    #[arg(long, conflicts_with = "detach")]
+    pub keep: bool,
 }
 
 #[derive(Debug, clap::Args)]
