@@ -176,7 +176,8 @@ fn only_allowed_devices_can_be_opened() {
 }
 
 /// `boxrun spec`'s defaults, run as they are: three capabilities, the
-/// masked and read-only paths of runc's default spec.
+/// masked and read-only paths of runc's default spec, its cgroup mount
+/// read-only.
 #[test]
 fn the_default_spec_drops_capabilities_and_masks_paths() {
     let b = TestBundle::new(&["true"], json!({}));
@@ -184,7 +185,8 @@ fn the_default_spec_drops_capabilities_and_masks_paths() {
     b.ok(&["spec", "--bundle", b.path().to_str().unwrap()]);
     let script = "grep -E '^Cap(Eff|Bnd)' /proc/self/status; \
                   head -c 1 /proc/kcore | wc -c; ls /sys/firmware | wc -l; \
-                  { echo 1 > /proc/sys/kernel/domainname; } 2>&1; true";
+                  { echo 1 > /proc/sys/kernel/domainname; } 2>&1; \
+                  { touch /sys/fs/cgroup/pids/x; } 2>&1; grep ' /sys/fs/cgroup/pids ' /proc/self/mountinfo; true";
     b.edit(|c| {
         c["process"]["args"] = json!(["sh", "-c", script]);
         c["process"]["env"] = json!(["PATH=/bin"]);
@@ -208,4 +210,7 @@ fn the_default_spec_drops_capabilities_and_masks_paths() {
     assert_eq!(lines[2].trim(), "0", "{text}");
     assert_eq!(lines[3].trim(), "0", "{text}");
     assert!(lines[4].contains("Read-only file system"), "{text}");
+    // The container's cgroups: read-only, nosuid, nodev, noexec.
+    assert!(lines[5].contains("Read-only file system"), "{text}");
+    assert!(lines[6].contains(" ro,nosuid,nodev,noexec"), "{text}");
 }

@@ -265,6 +265,9 @@ fn cgroup_v1(
         Some("mode=755"),
     )
     .map_err(sys("mount", dest))?;
+    // The new tmpfs is boxrun's alone (this mount namespace, nothing in
+    // it yet): its directories are made and opened relative to it.
+    let tmpfs = in_root(rootfs, dest, false)?;
     for d in dirs {
         let Some(name) = d
             .strip_prefix("/sys/fs/cgroup")
@@ -274,7 +277,18 @@ fn cgroup_v1(
             continue;
         };
         let target = dest.join(name);
-        let at = in_root(rootfs, &target, false)?;
+        let name = name.as_os_str();
+        nix::sys::stat::mkdirat(&tmpfs, name, Mode::from_bits_truncate(0o755))
+            .map_err(sys("mkdir", &target))?;
+        let at = nix::fcntl::openat(
+            &tmpfs,
+            name,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(sys("open", &target))?;
         mount(
             Some(d),
             &fd_path(&at),
@@ -283,39 +297,50 @@ fn cgroup_v1(
             None::<&str>,
         )
         .map_err(sys("bind cgroup", &target))?;
-        let ro = opts.flags & MsFlags::MS_RDONLY;
-        let at = in_root(rootfs, &target, false)?;
-        mount(
-            None::<&str>,
-            &fd_path(&at),
-            None::<&str>,
-            MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC
-                | ro,
-            None::<&str>,
-        )
-        .map_err(sys("remount cgroup", &target))?;
     }
+    // One call for the tmpfs and every bind below it (mount_setattr,
+    // 5.12+), instead of a remount each.
+    let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
     if opts.flags.contains(MsFlags::MS_RDONLY) {
-        let at = in_root(rootfs, dest, false)?;
-        mount(
-            None::<&str>,
-            &fd_path(&at),
-            None::<&str>,
-            MsFlags::MS_REMOUNT
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC,
-            Some("mode=755"),
+        set |= MOUNT_ATTR_RDONLY;
+    }
+    let tree = in_root(rootfs, dest, false)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr on an fd we hold, with its attr struct.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            std::os::fd::AsRawFd::as_raw_fd(&tree),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
         )
-        .map_err(sys("remount", dest))?;
+    };
+    if r < 0 {
+        return Err(sys("mount_setattr", dest)(nix::Error::last()));
     }
     Ok(())
 }
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// `path` (resolved inside `rootfs`) made if missing and opened with the
 /// kernel keeping every lookup inside `rootfs`.

@@ -27,7 +27,7 @@ impl TestBundle {
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
         for a in [
             "sh", "hostname", "ls", "head", "tr", "cat", "echo", "true", "sleep", "mkdir", "chmod",
-            "grep", "seq", "wc", "id", "readlink", "mknod", "stat", "uname",
+            "grep", "seq", "wc", "id", "readlink", "mknod", "stat", "uname", "touch",
         ] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
