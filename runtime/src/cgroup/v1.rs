@@ -195,12 +195,26 @@ fn apply_devices(dir: &std::path::Path, r: &LinuxResources) -> Result<(), Cgroup
 }
 
 fn allow_defaults(dir: &std::path::Path) -> Result<(), CgroupError> {
+    use std::io::Write as _;
+    // One open file, one write(2) per rule (the kernel takes one rule a
+    // write): a start pays for eight rules.
+    let path = dir.join("devices.allow");
+    let err = |value: String| {
+        let path = path.clone();
+        move |source| CgroupError::Write {
+            path,
+            value,
+            source,
+        }
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(err(String::new()))?;
     for (major, minor) in super::DEFAULT_DEVICES {
         let minor = minor.map_or("*".to_owned(), |m| m.to_string());
-        write(
-            &dir.join("devices.allow"),
-            &format!("c {major}:{minor} rwm"),
-        )?;
+        let rule = format!("c {major}:{minor} rwm");
+        f.write_all(rule.as_bytes()).map_err(err(rule))?;
     }
     Ok(())
 }
