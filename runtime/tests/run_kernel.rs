@@ -62,6 +62,36 @@ fn run_keep_leaves_the_stopped_container_for_delete() {
 }
 
 #[test]
+fn no_pivot_moves_the_rootfs_over_root_and_chroots() {
+    let b = TestBundle::new(
+        &[
+            "sh",
+            "-c",
+            "ls /bin/busybox; hostname; cat /proc/1/cmdline | tr '\\0' ' '",
+        ],
+        serde_json::json!({}),
+    );
+    let out = b
+        .cmd(&["run", "--no-pivot", "--bundle"])
+        .arg(b.path())
+        .arg("br-nopivot")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("/bin/busybox\nboxrun-test\nsh -c"),
+        "{text}"
+    );
+    assert!(cgroup_leftovers("br-nopivot").is_empty());
+    assert!(common::mount_leftovers(&b.path().to_string_lossy()).is_empty());
+}
+
+#[test]
 fn exit_status_passes_through() {
     let (out, _d) = run("br-exit", &["sh", "-c", "exit 7"], serde_json::json!({}));
     assert_eq!(out.status.code(), Some(7));

@@ -65,6 +65,7 @@ fn do_create(
         console,
         preserve_fds: c.preserve_fds,
         no_new_keyring: c.no_new_keyring,
+        no_pivot: c.no_pivot,
     };
     let dir = root.create(&c.id)?;
     let created = container::create(dir, &bundle, &opts, marks)?;

@@ -51,6 +51,10 @@ pub struct CreateArgs {
     /// Keep the caller's session keyring instead of a new one.
     #[arg(long)]
     pub no_new_keyring: bool,
+    /// Move the rootfs over / and chroot instead of pivot_root (for roots
+    /// on a ramfs, where pivot_root fails); weaker isolation.
+    #[arg(long)]
+    pub no_pivot: bool,
     pub id: String,
 }
 

@@ -94,6 +94,8 @@ pub struct InitContext<'a> {
     pub console: Option<std::os::fd::RawFd>,
     /// Fds from 3 up to 3+N that the workload keeps (`--preserve-fds`).
     pub preserve_fds: u32,
+    /// MS_MOVE + chroot instead of pivot_root (`--no-pivot`).
+    pub no_pivot: bool,
     /// boxrun sends the state JSON after `cg`, for the hooks run here.
     pub needs_state: bool,
     /// Join a new session keyring, so the host's keys stay out of reach.
@@ -214,6 +216,7 @@ fn setup(ctx: &mut InitContext<'_>, sock: &mut UnixStream) -> Result<Never, Init
             ctx.cgroup_v2,
             &mut cgroups_ready,
             &create_container,
+            ctx.no_pivot,
         )?;
         ctx.marks.mark("pivoted");
     } else {

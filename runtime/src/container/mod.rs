@@ -109,6 +109,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
+    /// `--no-pivot`: MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
 }
 
 /// A created container whose init waits for `start`.
@@ -328,6 +330,7 @@ fn create_inner(
         console: opts.console.as_ref().map(|c| c.as_raw_fd()),
         preserve_fds: opts.preserve_fds,
         needs_state: ctx_needs_state,
+        no_pivot: opts.no_pivot,
         new_keyring: (!opts.no_new_keyring)
             .then(|| std::ffi::CString::new(format!("_ses.{}", st.id)).ok())
             .flatten(),

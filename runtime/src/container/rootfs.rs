@@ -65,6 +65,7 @@ pub fn setup<E: From<RootfsError>>(
     v2: bool,
     cgroups_ready: &mut dyn FnMut() -> Result<(), E>,
     before_pivot: &dyn Fn() -> Result<(), E>,
+    no_pivot: bool,
 ) -> Result<(), E> {
     let mut waited = false;
     let mut wait = |cgroups_ready: &mut dyn FnMut() -> Result<(), E>| {
@@ -119,11 +120,22 @@ pub fn setup<E: From<RootfsError>>(
     wait(cgroups_ready)?;
     before_pivot()?;
 
-    // pivot_root(".", ".") stacks the old root on the new one; detaching
-    // it leaves only the container's root (no put_old directory needed).
     chdir(rootfs).map_err(sys("chdir", rootfs))?;
-    pivot_root(".", ".").map_err(sys("pivot_root", rootfs))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach old root", Path::new("/")))?;
+    if no_pivot {
+        // `--no-pivot` (runc's), for roots pivot_root refuses (a ramfs or
+        // initramfs): move the rootfs over / and chroot into it. The old
+        // root stays below, reachable by whoever escapes the chroot: the
+        // caller asked for that trade.
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .map_err(sys("move rootfs to /", rootfs))?;
+        nix::unistd::chroot(".").map_err(sys("chroot", rootfs))?;
+    } else {
+        // pivot_root(".", ".") stacks the old root on the new one;
+        // detaching it leaves only the container's root (no put_old
+        // directory needed).
+        pivot_root(".", ".").map_err(sys("pivot_root", rootfs))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach old root", Path::new("/")))?;
+    }
     chdir("/").map_err(sys("chdir", Path::new("/")))?;
 
     if let Some(l) = linux {
