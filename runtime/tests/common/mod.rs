@@ -168,6 +168,23 @@ impl TestBundle {
     }
 }
 
+/// A test that fails half-way leaves its containers: whatever is still in
+/// the bundle's state root is force-deleted, so the host keeps no cgroup
+/// or process of it.
+impl Drop for TestBundle {
+    fn drop(&mut self) {
+        let Ok(ids) = std::fs::read_dir(self.state_root()) else {
+            return;
+        };
+        for id in ids.flatten() {
+            let _ = self
+                .cmd(&["delete", "--force"])
+                .arg(id.file_name())
+                .output();
+        }
+    }
+}
+
 /// cgroup directories named `id` anywhere in the host's hierarchies.
 pub fn cgroup_leftovers(id: &str) -> Vec<PathBuf> {
     fn walk(d: &Path, id: &str, depth: u32, out: &mut Vec<PathBuf>) {
